@@ -1,0 +1,144 @@
+"""`python -m app <command>`: the jobs around the service (migrate, ingest, serve)."""
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+import uvicorn
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from app.config import get_settings
+from app.db.engine import ensure_database, libpq_url
+from app.db.migrate import downgrade as alembic_downgrade
+from app.db.migrate import upgrade
+from app.ingest import FileReport, IngestError, analyze, database_has_events, ingest_file
+
+INGEST_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console(stderr=True)
+
+
+@cli.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Alembic revision to upgrade to.")] = "head",
+) -> None:
+    """Create the database if it is missing, then apply the migrations."""
+    url = get_settings().database_url
+    if ensure_database(url):
+        console.print("created the database")
+    upgrade(url, revision)
+    console.print(f"schema at revision [bold]{revision}[/]")
+
+
+@cli.command()
+def downgrade(
+    revision: Annotated[str, typer.Argument(help="Alembic revision to go back to ('base': none).")],
+) -> None:
+    """Undo migrations down to REVISION."""
+    alembic_downgrade(get_settings().database_url, revision)
+    console.print(f"schema at revision [bold]{revision}[/]")
+
+
+@cli.command()
+def ingest(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="UCI Online Retail or generic events files [default: RECS_DATA_DIR]."),
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of CSV files.")] = "utf-8",
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing when the database holds events.")
+    ] = False,
+) -> None:
+    """Clean and bulk-load order files (.csv, .csv.gz, .xlsx); each file all or nothing."""
+    settings = get_settings()
+    if not paths:
+        paths = sorted(p for p in settings.data_dir.glob("*") if p.name.endswith(INGEST_SUFFIXES))
+        if not paths:
+            console.print(
+                f"[red]error:[/] no {', '.join(INGEST_SUFFIXES)} files in {settings.data_dir}"
+            )
+            raise typer.Exit(1)
+    reports: list[FileReport] = []
+    with psycopg.connect(libpq_url(settings.database_url)) as conn:
+        if if_empty and database_has_events(conn):
+            console.print("the database already holds events; skipping ingest")
+            return
+        for path in paths:
+            with _byte_progress(path) as update:
+                try:
+                    reports.append(ingest_file(conn, path, encoding, update))
+                except IngestError as exc:
+                    console.print(f"[red]error:[/] {exc}")
+                    console.print(f"nothing from {path} was loaded")
+                    if reports:
+                        console.print(f"{len(reports)} earlier file(s) were loaded and stay")
+                        _print_summary(reports)
+                    raise typer.Exit(1) from None
+        analyze(conn)
+    _print_summary(reports)
+
+
+@contextmanager
+def _byte_progress(path: Path) -> Iterator[Callable[[int], None]]:
+    """A progress bar over the bytes of one file (compressed bytes for .gz)."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(path.name, total=path.stat().st_size if path.is_file() else None)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def _print_summary(reports: list[FileReport]) -> None:
+    table = Table(title="ingest summary")
+    for column in ("file", "format", "rows read", "kept", "new events", "already loaded",
+                   "new items", "new users", "seconds"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("file", "format") else "right")
+    for r in reports:
+        table.add_row(
+            r.path.name, r.source_format, f"{r.rows_read:,}", f"{r.kept:,}", f"{r.new_events:,}",
+            f"{r.already_loaded:,}", f"{r.new_items:,}", f"{r.new_users:,}", f"{r.seconds:.1f}",
+        )  # fmt: skip
+    console.print(table)
+    dropped = Table(title="dropped rows by reason")
+    dropped.add_column("reason")
+    for r in reports:
+        dropped.add_column(r.path.name, justify="right")
+    for reason in sorted({reason for r in reports for reason in r.dropped}):
+        dropped.add_row(reason, *(f"{r.dropped[reason]:,}" for r in reports))
+    console.print(dropped)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default RECS_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default RECS_PORT).")] = None,
+) -> None:
+    """Serve the API with uvicorn."""
+    settings = get_settings()
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+    )
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cli()

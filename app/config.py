@@ -1,0 +1,40 @@
+"""All configuration, read once from the environment (prefix RECS_) or a .env file."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECS_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "test", "prod"] = Field(
+        "dev", description="Deployment environment: dev, test or prod."
+    )
+    database_url: str = Field(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/reasonrec",
+        description="SQLAlchemy URL of the Postgres database (psycopg 3 driver).",
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for the cache.")
+    data_dir: Path = Field(
+        PROJECT_ROOT.parent / "shared" / "data",
+        description="Folder `python -m app ingest` loads when given no paths (as `make run` does).",
+    )
+    host: str = Field("127.0.0.1", description="Address `python -m app serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `python -m app serve` listens on.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level of the service."
+    )
+    readiness_timeout_s: float = Field(
+        1.0, gt=0, le=30, description="Each /readyz dependency check gives up after this long."
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

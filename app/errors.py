@@ -1,0 +1,97 @@
+"""One error envelope for every error: application/problem+json (RFC 9457). No tracebacks leak."""
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """The body of every error response."""
+
+    type: str = Field("about:blank", description="URI naming the kind of problem.")
+    title: str = Field(description="Short summary of the kind of problem.")
+    status: int = Field(description="HTTP status code.")
+    detail: str | None = Field(None, description="What went wrong in this request.")
+    instance: str | None = Field(None, description="The request path.")
+
+
+class ProblemError(Exception):
+    """A domain error the API answers with a problem+json body. Subclasses set the fields."""
+
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+    kind = "internal-error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotReady(ProblemError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    kind = "not-ready"
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str | None,
+    kind: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = Problem(
+        type=f"urn:reasonrec:problem:{kind}" if kind else "about:blank",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+    ).model_dump()
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(request, exc.status, exc.detail, exc.kind, **exc.extra)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(request, exc.status_code, detail, headers=exc.headers)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Echo where and why, never the input itself: it may be huge or hostile.
+    errors = [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+    return problem_response(
+        request, 422, "The request is not valid.", "validation-error", errors=errors
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(request, 500, "An unexpected error occurred.", "internal-error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Exception, _on_unexpected)

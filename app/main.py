@@ -1,0 +1,22 @@
+"""The FastAPI application factory."""
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import health
+from app.config import Settings, get_settings
+from app.errors import install_error_handlers
+from app.lifespan import lifespan
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="reasonrec",
+        version=__version__,
+        summary="Recommendations with short, personal, true reasons.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    install_error_handlers(app)
+    app.include_router(health.router)
+    return app
