@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import psycopg
+import sqlalchemy.exc
 import typer
 import uvicorn
 from rich.console import Console
@@ -28,7 +29,9 @@ from app.ingest import FileReport, IngestError, analyze, database_has_events, in
 
 INGEST_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
 
-cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+cli = typer.Typer(
+    no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False, help=__doc__
+)
 console = Console(stderr=True)
 
 
@@ -74,7 +77,8 @@ def ingest(
             )
             raise typer.Exit(1)
     reports: list[FileReport] = []
-    with psycopg.connect(libpq_url(settings.database_url)) as conn:
+    # Autocommit: each file's conn.transaction() is then a real transaction, not a savepoint.
+    with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as conn:
         if if_empty and database_has_events(conn):
             console.print("the database already holds events; skipping ingest")
             return
@@ -141,4 +145,11 @@ def serve(
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    cli()
+    try:
+        cli()
+    except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
+        # The usual cause is configuration, not a bug: say so without a traceback.
+        console.print(
+            f"[red]error:[/] cannot use the database ({get_settings().database_url}): {exc}"
+        )
+        raise SystemExit(1) from None

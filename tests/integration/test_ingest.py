@@ -116,6 +116,21 @@ def test_invoices_in_both_real_files_are_loaded_once(
     assert counts(conn)["events"] == alone + extra[0]
 
 
+def test_if_empty_loads_each_file_in_its_own_transaction_then_skips(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    first = write(tmp_path / "a.csv", [UCI_2010_HEADER, *UCI_ROWS[:2]])
+    second = write(tmp_path / "b.csv", [UCI_2010_HEADER, UCI_ROWS[2]])
+    loaded = run_ingest(database_url, "--if-empty", first, second)
+    assert loaded.returncode == 0, loaded.stderr
+    assert counts(conn)["events"] == 3
+    third = write(tmp_path / "c.csv", [UCI_2010_HEADER, UCI_ROWS[0].replace("536365", "536999")])
+    skipped = run_ingest(database_url, "--if-empty", third)
+    assert skipped.returncode == 0
+    assert "already holds events; skipping" in skipped.stderr
+    assert counts(conn)["events"] == 3
+
+
 def test_generic_events_csv(conn: psycopg.Connection, database_url: str, tmp_path: Path) -> None:
     path = write(
         tmp_path / "events.csv",
