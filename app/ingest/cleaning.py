@@ -234,14 +234,14 @@ def _generic_parser(index: dict[str, int]) -> Parser:
 
 
 UCI_2010 = SourceFormat(
-    "UCI Online Retail (2010-2011 columns)",
+    "UCI Online Retail",
     ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
      "CustomerID", "Country"),
     (),
     _uci_parser,
 )  # fmt: skip
 UCI_II = SourceFormat(
-    "UCI Online Retail II (2009-2010 columns)",
+    "UCI Online Retail II",
     ("Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID",
      "Country"),
     (),
