@@ -25,6 +25,10 @@ class Settings(BaseSettings):
         PROJECT_ROOT.parent / "shared" / "data",
         description="Folder `python -m app ingest` loads when given no paths (as `make run` does).",
     )
+    models_dir: Path = Field(
+        PROJECT_ROOT / "models",
+        description="Where model bundles are written and read (two_tower/<version>/).",
+    )
     host: str = Field("127.0.0.1", description="Address `python -m app serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `python -m app serve` listens on.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
