@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test install db data lint bench-ingest clean
+.PHONY: run test install db data model lint bench-ingest evaluate clean
 
 # Reinstalls only when pyproject.toml changes, so a second `make run` skips it.
 $(STAMP): pyproject.toml
@@ -23,7 +23,11 @@ db: install
 data: db
 	$(BIN)/python -m app ingest --if-empty
 
-run: data
+model: data
+	$(BIN)/python -m app features --if-missing
+	$(BIN)/python -m app train --if-missing
+
+run: model
 	$(BIN)/python -m app serve
 
 lint: install
@@ -36,6 +40,10 @@ test: lint
 
 bench-ingest: install
 	$(BIN)/python -m bench.ingest
+
+# Fits every peer on the same split as the latest model; writes bench/results/quality.md.
+evaluate: model
+	$(BIN)/python -m app evaluate --peers
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

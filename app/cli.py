@@ -3,6 +3,7 @@
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -125,6 +126,106 @@ def _print_summary(reports: list[FileReport]) -> None:
     for reason in sorted({reason for r in reports for reason in r.dropped}):
         dropped.add_row(reason, *(f"{r.dropped[reason]:,}" for r in reports))
     console.print(dropped)
+
+
+@cli.command()
+def features() -> None:
+    """Recompute the derived feature tables (themes, price bands, co-purchase, popularity...)."""
+    from app.features import (
+        build_features,
+    )  # torch and MiniLM load only for the commands using them
+
+    with psycopg.connect(libpq_url(get_settings().database_url), autocommit=True) as conn:
+        report = build_features(conn, progress=lambda step: console.print(f"features: {step}"))
+    table = Table(title=f"features ({sum(report.step_seconds.values()):.0f} s)")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in report.rows.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+
+
+def _features_complete(conn: psycopg.Connection) -> bool:
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM item) AND NOT EXISTS (SELECT 1 FROM item it"
+        " LEFT JOIN item_embedding e ON e.item_id = it.id WHERE e.item_id IS NULL)"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+@cli.command()
+def train(
+    seed: Annotated[int, typer.Option(help="Seed for the split and the model.")] = 0,
+    cutoff: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="Train before this date (UTC).")
+    ] = datetime(2011, 9, 9),
+    max_epochs: Annotated[int, typer.Option(min=1, help="Epoch budget (cosine schedule).")] = 12,
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing when a model bundle exists.")
+    ] = False,
+) -> None:
+    """Train the two-tower model, evaluate it on the test split and save a model bundle."""
+    from app.serving.bundle import BundleError, latest_version
+    from app.train.fit import FitSettings
+    from app.train.pipeline import train as train_pipeline
+
+    settings = get_settings()
+    if if_missing:
+        try:
+            existing = latest_version(settings.models_dir / "two_tower")
+        except BundleError:
+            existing = None
+        if existing is not None:
+            console.print(f"model {existing} exists; skipping")
+            return
+    fit_settings = FitSettings(seed=seed, max_epochs=max_epochs)
+    with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as conn:
+        report = train_pipeline(conn, settings.models_dir, cutoff.replace(tzinfo=UTC), fit_settings)
+    console.print(
+        _metrics_table(f"two-tower, test (best epoch {report.fit.best_epoch})", report.test)
+    )
+    console.print(f"saved {report.path} in {report.seconds / 60:.1f} min")
+
+
+@cli.command()
+def evaluate(
+    peers: Annotated[bool, typer.Option("--peers", help="Also fit and score the peers.")] = False,
+    report: Annotated[Path, typer.Option(help="Markdown report to write.")] = Path(
+        "bench/results/quality.md"
+    ),
+) -> None:
+    """Evaluate the latest two-tower bundle (and its peers) on the test split; write a report."""
+    from app.machine import describe_machine
+    from app.serving.bundle import latest_version, load_bundle
+    from app.train.evaluate import VARIANTS, compare, write_report
+
+    settings = get_settings()
+    bundle = load_bundle(latest_version(settings.models_dir / "two_tower"))
+    with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as conn:
+        comparison = compare(conn, bundle, with_peers=peers)
+    command = "python -m app evaluate" + (" --peers" if peers else "")
+    write_report(comparison, report, describe_machine(), command)
+    for variant, _ in VARIANTS:
+        rows = {r.name: r.metrics[("all shoppers", variant)].as_dict() for r in comparison.results}
+        console.print(_metrics_table(f"test, {variant}", rows))
+        if peers:
+            best = comparison.best_peer(variant)
+            console.print(
+                f"{variant}: two-tower NDCG@10 / {best.name} = {comparison.ratio(variant):.3f}"
+            )
+    console.print(f"wrote {report}")
+
+
+def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    columns = ("recall@10", "recall@20", "ndcg@10", "hit@10", "coverage@10", "users")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, metrics in rows.items():
+        cells = (f"{metrics[c]:.0f}" if c == "users" else f"{metrics[c]:.4f}" for c in columns)
+        table.add_row(name, *cells)
+    return table
 
 
 @cli.command()

@@ -17,7 +17,7 @@ import psycopg
 from app.config import PROJECT_ROOT
 from app.db.engine import drop_database, ensure_database, libpq_url
 from app.db.migrate import upgrade
-from bench.machine import describe_machine, now
+from app.machine import describe_machine, now
 
 DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
 FILES = [

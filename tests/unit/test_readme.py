@@ -1,5 +1,8 @@
 """The README's configuration table is generated from Settings; this keeps the two in step."""
 
+import os
+from pathlib import Path
+
 from app.config import PROJECT_ROOT, Settings
 
 
@@ -7,8 +10,8 @@ def settings_table() -> str:
     lines = ["| variable | default | description |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
         default = field.default
-        if name == "data_dir":
-            default = "../shared/data"
+        if isinstance(default, Path):  # shown relative to the checkout, wherever that is
+            default = os.path.relpath(default, PROJECT_ROOT)
         lines.append(f"| `RECS_{name.upper()}` | `{default}` | {field.description} |")
     return "\n".join(lines)
 

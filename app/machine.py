@@ -1,7 +1,8 @@
-"""What every benchmark report says about where it ran."""
+"""What every benchmark and evaluation report says about where it ran."""
 
 import os
 import platform
+import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +21,12 @@ def describe_machine() -> str:
     if meminfo.exists():
         kib = int(meminfo.read_text().split()[1])
         memory = f", {kib / 2**20:.0f} GiB RAM"
-    postgres = subprocess.run(
-        ["psql", "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    psql = shutil.which("psql")
+    postgres = ""
+    if psql:
+        postgres = subprocess.run(  # noqa: S603 (fixed arguments, no user input)
+            [psql, "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     return (
         f"{cpu}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()};"
         f" Python {platform.python_version()}; {postgres or 'psql not found'}"

@@ -1,0 +1,1 @@
+"""Training and evaluation: data snapshot, temporal split, metrics, models, peers."""

@@ -1,0 +1,95 @@
+"""`python -m app train`: snapshot -> split -> fit -> test metrics -> model bundle."""
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from app.serving.bundle import save_bundle
+from app.train.data import FloatArray, ItemSide, Snapshot, load_item_side, load_snapshot
+from app.train.fit import FitResult, FitSettings, fit_two_tower, make_scorer
+from app.train.inputs import HistoryIndex
+from app.train.metrics import evaluate
+from app.train.split import Split, temporal_split
+
+POPULARITY_WINDOW = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    path: Path
+    fit: FitResult
+    test: dict[str, dict[str, float]]
+    seconds: float
+
+
+def recent_popularity(snapshot: Snapshot, until: int) -> FloatArray:
+    """(n_countries, n_items) baskets holding each item in the window before `until`, per
+    country; row 0 counts everyone. A country's row adds everyone's counts / 1000 so that thin
+    countries fall back to the global order."""
+    in_window = (snapshot.basket_time >= until - POPULARITY_WINDOW.total_seconds()) & (
+        snapshot.basket_time < until
+    )
+    counts = np.zeros((len(snapshot.countries), snapshot.n_items), dtype=np.float32)
+    for basket in np.flatnonzero(in_window):
+        country = snapshot.user_country[snapshot.basket_user[basket]]
+        counts[country, snapshot.items_of(int(basket))] += 1
+    everyone = counts.sum(axis=0)
+    counts[0] = everyone
+    counts[1:] += everyone / 1000
+    return counts
+
+
+def test_metrics(split: Split, side: ItemSide, fit: FitResult) -> dict[str, dict[str, float]]:
+    scorer = make_scorer(fit.model, side, HistoryIndex(split.snapshot))
+    results: dict[str, dict[str, float]] = {}
+    for slice_name, users in (("all", split.test), ("cold_start", split.test.cold_start())):
+        for variant, new_only in (("all_items", False), ("not_bought_before", True)):
+            metrics = evaluate(split.snapshot, users, scorer, new_only)
+            results[f"{slice_name}/{variant}"] = metrics.as_dict()
+    return results
+
+
+def train(
+    conn: psycopg.Connection, models_dir: Path, cutoff: datetime, settings: FitSettings
+) -> TrainReport:
+    started = time.perf_counter()
+    snapshot = load_snapshot(conn)
+    side = load_item_side(conn, snapshot.item_skus)
+    split = temporal_split(snapshot, cutoff, seed=settings.seed)
+    fit = fit_two_tower(split, side, settings)
+    test = test_metrics(split, side, fit)
+    manifest: dict[str, Any] = {
+        "data": {
+            "snapshot_hash": snapshot.content_hash,
+            "items": snapshot.n_items,
+            "users": snapshot.n_users,
+            "baskets": snapshot.n_baskets,
+            "first_basket_at": datetime.fromtimestamp(
+                int(snapshot.basket_time.min()), UTC
+            ).isoformat(),
+            "last_basket_at": datetime.fromtimestamp(
+                int(snapshot.basket_time.max()), UTC
+            ).isoformat(),
+        },
+        "split": {
+            "cutoff": cutoff.isoformat(),
+            "train_baskets": len(split.train_baskets),
+            "validation_users": len(split.validation),
+            "test_users": len(split.test),
+        },
+        "fit": asdict(settings) | {"best_epoch": fit.best_epoch, "seconds": round(fit.seconds)},
+        "metrics": {"validation": fit.validation, "test": test},
+        "history": fit.history,
+    }
+    # Popularity as of the end of the data: what serving falls back to for unknown shoppers.
+    popular = recent_popularity(snapshot, int(snapshot.basket_time.max()) + 1)
+    path = save_bundle(
+        models_dir / "two_tower", fit.model, snapshot.item_skus, side, snapshot.countries,
+        popular, manifest,
+    )  # fmt: skip
+    return TrainReport(path, fit, test, time.perf_counter() - started)
