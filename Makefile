@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test install db data model lint bench-ingest evaluate clean
+.PHONY: run test install db data model lint bench-ingest bench-load evaluate clean
 
 # Reinstalls only when pyproject.toml changes, so a second `make run` skips it.
 $(STAMP): pyproject.toml
@@ -27,8 +27,9 @@ model: data
 	$(BIN)/python -m app features --if-missing
 	$(BIN)/python -m app train --if-missing
 
+# The demo data ends on 2011-12-09: serve as of the day after, so recency features make sense.
 run: model
-	$(BIN)/python -m app serve
+	RECS_AS_OF=$${RECS_AS_OF:-2011-12-10T00:00:00Z} $(BIN)/python -m app serve
 
 lint: install
 	$(BIN)/ruff format --check .
@@ -40,6 +41,11 @@ test: lint
 
 bench-ingest: install
 	$(BIN)/python -m bench.ingest
+
+# Needs the full data and a model (make model); installs wrk from Debian when missing.
+bench-load: model
+	command -v wrk >/dev/null || (apt-get install -y wrk || sudo apt-get install -y wrk)
+	$(BIN)/python -m bench.load
 
 # Fits every peer on the same split as the latest model; writes bench/results/quality.md.
 evaluate: model

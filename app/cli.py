@@ -233,14 +233,19 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default RECS_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default RECS_PORT).")] = None,
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn (JSON logs on stderr)."""
+    from app.observability import configure_logging
+
     settings = get_settings()
+    configure_logging(settings.log_level)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,
+        log_config=None,
+        access_log=False,
     )
 
 

@@ -7,6 +7,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.errors import NotReady
+from app.serving.service import Service
 
 
 def _settings(request: Request) -> Settings:
@@ -24,6 +26,20 @@ def _redis(request: Request) -> "Redis":
     return redis
 
 
+def _service(request: Request) -> Service:
+    service: Service | None = request.app.state.service
+    if service is None:
+        raise NotReady("the model is not loaded; see /readyz")
+    return service
+
+
+def _request_id(request: Request) -> str:
+    request_id: str = request.state.request_id
+    return request_id
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 RedisDep = Annotated["Redis", Depends(_redis)]
+ServiceDep = Annotated[Service, Depends(_service)]
+RequestIdDep = Annotated[str, Depends(_request_id)]

@@ -3,7 +3,7 @@
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +31,7 @@ class ProblemError(Exception):
 
     status = HTTPStatus.INTERNAL_SERVER_ERROR
     kind = "internal-error"
+    headers: ClassVar[Mapping[str, str] | None] = None
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -41,6 +42,27 @@ class ProblemError(Exception):
 class NotReady(ProblemError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
     kind = "not-ready"
+    headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "5"}
+
+
+class Overloaded(ProblemError):
+    """Every inference slot is taken: shed load early instead of queueing without bound."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    kind = "overloaded"
+    headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "1"}
+
+
+class NotFound(ProblemError):
+    status = HTTPStatus.NOT_FOUND
+    kind = "not-found"
+
+
+class InvalidRequest(ProblemError):
+    """Well-formed but unusable input (e.g. unknown item ids in an event batch)."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    kind = "invalid-request"
 
 
 def problem_response(
@@ -64,7 +86,9 @@ def problem_response(
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(request, exc.status, exc.detail, exc.kind, **exc.extra)
+    return problem_response(
+        request, exc.status, exc.detail, exc.kind, headers=exc.headers, **exc.extra
+    )
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,13 +1,26 @@
-"""Open the service's connections at startup and close them at shutdown."""
+"""Open the service's connections and load the model at startup; close them at shutdown."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import torch
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.cache import Cache
 from app.config import Settings
 from app.db.engine import create_engine_for_service
+from app.reasons.template import TemplateWriter
+from app.serving.bundle import BundleError, latest_version, load_bundle
+from app.serving.catalog import load_catalog
+from app.serving.inference import InferencePool
+from app.serving.recommender import Recommender
+from app.serving.retriever import Retriever
+from app.serving.service import Service
+
+logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -18,10 +31,40 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis = Redis.from_url(
         settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
     )
+    # One torch thread per inference worker: the calls are small, and the workers run in parallel.
+    torch.set_num_threads(1)
+    pool = InferencePool(settings.inference_workers, settings.inference_queue)
     app.state.engine = engine
     app.state.redis = redis
+    app.state.service = None
+    try:
+        app.state.service = await load_service(settings, engine, redis, pool)
+    except (BundleError, OSError) as error:
+        # Serve /healthz and /readyz (false) so operators can see why; models come later.
+        logger.error("no model loaded, recommendations unavailable: %s", error)
+    except Exception as error:  # Postgres down at startup: keep the process, report not ready
+        logger.error("could not load the catalog: %s", error)
     try:
         yield
     finally:
+        pool.close()
         await redis.aclose()
         await engine.dispose()
+
+
+async def load_service(
+    settings: Settings, engine: AsyncEngine, redis: Redis, pool: InferencePool
+) -> Service:
+    bundle = load_bundle(latest_version(settings.models_dir / "two_tower"))
+    async with engine.connect() as conn:
+        catalog = await load_catalog(conn, bundle.item_skus)
+    retriever = Retriever(bundle)
+    recommender = Recommender(retriever, catalog)
+    # Warm up: the first torch call pays for lazy initialisation; no request should.
+    retriever.popular_in_country(None)
+    await pool.run(retriever.score_session, catalog.indices(list(catalog.index_of)[:1]), None, 0)
+    cache = Cache(redis, bundle.version, settings.list_cache_ttl_s, settings.reason_cache_ttl_s)
+    logger.info("model %s loaded: %d items", bundle.version, len(catalog))
+    return Service(
+        bundle, catalog, recommender, engine, cache, pool, TemplateWriter(), settings.as_of
+    )

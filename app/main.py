@@ -3,10 +3,11 @@
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import health
+from app.api import events, explain, health, items, metrics, recommend
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.lifespan import lifespan
+from app.observability import RequestContext
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -18,5 +19,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
-    app.include_router(health.router)
+    app.add_middleware(RequestContext)
+    for module in (health, metrics, recommend, explain, items, events):
+        app.include_router(module.router)
     return app

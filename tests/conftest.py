@@ -1,9 +1,16 @@
 """Shared fixtures: a throwaway Postgres database per test session, migrated to head."""
 
+import csv
+import gzip
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -11,6 +18,9 @@ import pytest
 from app.config import PROJECT_ROOT, Settings
 from app.db.engine import drop_database, ensure_database, libpq_url
 from app.db.migrate import upgrade
+
+if TYPE_CHECKING:
+    from app.train.pipeline import TrainReport
 
 SERVER_URL = os.environ.get("RECS_TEST_SERVER_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("RECS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -61,3 +71,50 @@ def data_dir() -> Path:
     if not UCI_2010_2011.is_file() or not UCI_II_2009_2010.is_file():
         pytest.fail(f"the shared data files are missing from {DATA_DIR}")
     return DATA_DIR
+
+
+TINY_CUTOFF = datetime(2011, 1, 20, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TinyWorld:
+    """Two months of real orders in their own database, with features and a trained model."""
+
+    database_url: str
+    models_dir: Path
+    report: "TrainReport"
+
+
+def build_tiny_world(folder: Path, purpose: str, epochs: int = 2) -> TinyWorld:
+    from app.features import build_features
+    from app.train.fit import FitSettings
+    from app.train.pipeline import train
+
+    sample = folder / "sample.csv.gz"
+    with (
+        gzip.open(UCI_2010_2011, "rt", encoding="utf-8", newline="") as src,
+        gzip.open(sample, "wt", encoding="utf-8", newline="") as out,
+    ):
+        reader, writer = csv.reader(src), csv.writer(out)
+        writer.writerow(next(reader))
+        writer.writerows(row for row in reader if row[4] < "2011-02-01")
+    url = new_database_url(purpose)
+    ensure_database(url)
+    upgrade(url)
+    subprocess.run(
+        [sys.executable, "-m", "app", "ingest", str(sample)],
+        env={**os.environ, "RECS_DATABASE_URL": url}, capture_output=True, check=True,
+    )  # fmt: skip
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        build_features(conn)
+        report = train(conn, folder / "models", TINY_CUTOFF, FitSettings(seed=0, max_epochs=epochs))
+    return TinyWorld(url, folder / "models", report)
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyWorld]:
+    world = build_tiny_world(tmp_path_factory.mktemp("tiny"), "tiny")
+    try:
+        yield world
+    finally:
+        drop_database(world.database_url)

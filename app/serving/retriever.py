@@ -34,12 +34,23 @@ class Retriever:
         """Scores of every item for a shopper whose past purchases (item indices in time order,
         each with its basket's time; basket_times one per basket) are given, as of `now`.
         Items in the current session count as a basket at `now`."""
-        row = shopper_row(
-            items, item_times, basket_times, self.country_of(country), now, self.bundle.n_items
-        )
-        with torch.inference_mode():
-            scores = score_all(self.bundle.model, self.bundle.item_vectors, stack([row]))
+        scores = self.score_histories([(items, item_times, basket_times)], country, now)
         return np.asarray(scores[0], dtype=np.float32)
+
+    def score_histories(
+        self, histories: list[tuple[IntArray, IntArray, IntArray]], country: str | None, now: int
+    ) -> FloatArray:
+        """(len(histories), n_items): several variants of one shopper, in one batch."""
+        rows = [
+            shopper_row(
+                items, item_times, basket_times, self.country_of(country), now,
+                self.bundle.n_items,
+            )
+            for items, item_times, basket_times in histories
+        ]  # fmt: skip
+        with torch.inference_mode():
+            scores = score_all(self.bundle.model, self.bundle.item_vectors, stack(rows))
+        return np.asarray(scores, dtype=np.float32)
 
     def score_session(self, items: IntArray, country: str | None, now: int) -> FloatArray:
         """A shopper known only by the 1-3 items of the current session."""

@@ -16,6 +16,7 @@ from app.features import PRICE_BANDS
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
+BoolArray = npt.NDArray[np.bool_]
 
 # Items are indexed in SKU order and shoppers in external-id order, so the same data gives the
 # same indices in any database, whatever ids the ingest happened to assign.

@@ -1,10 +1,7 @@
 """A tiny real-data training run: features -> train -> save -> load -> same scores, and the
 three cold-start paths (new item, session-only shopper, shopper with nothing)."""
 
-import csv
-import gzip
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -13,39 +10,23 @@ import pytest
 import torch
 
 from app.db.engine import libpq_url
-from app.features import build_features
 from app.serving.bundle import Bundle, latest_version, load_bundle
 from app.serving.retriever import Retriever, top_k
 from app.text_embedding import embed_titles
 from app.train.fit import FitSettings, make_scorer
 from app.train.inputs import HistoryIndex
 from app.train.pipeline import TrainReport, train
-from tests.conftest import UCI_2010_2011
-from tests.integration.test_ingest import run_ingest
+from tests.conftest import TINY_CUTOFF, TinyWorld
 
-CUTOFF = datetime(2011, 1, 20, tzinfo=UTC)
+CUTOFF = TINY_CUTOFF
 
 
 @pytest.fixture(scope="module")
-def trained(
-    tmp_path_factory: pytest.TempPathFactory, database_url: str
-) -> Iterator[tuple[TrainReport, Bundle, psycopg.Connection]]:
+def trained(tiny_world: TinyWorld) -> Iterator[tuple[TrainReport, Bundle, psycopg.Connection]]:
     """Two months of real orders, ingested, featurised and trained for two epochs."""
-    folder = tmp_path_factory.mktemp("tiny")
-    sample = folder / "sample.csv.gz"
-    with (
-        gzip.open(UCI_2010_2011, "rt", encoding="utf-8", newline="") as src,
-        gzip.open(sample, "wt", encoding="utf-8", newline="") as out,
-    ):
-        reader, writer = csv.reader(src), csv.writer(out)
-        writer.writerow(next(reader))
-        writer.writerows(row for row in reader if row[4] < "2011-02-01")
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
-        conn.execute("TRUNCATE interaction, item, app_user RESTART IDENTITY CASCADE")
-        assert run_ingest(database_url, sample).returncode == 0
-        build_features(conn)
-        report = train(conn, folder / "models", CUTOFF, FitSettings(seed=0, max_epochs=2))
-        yield report, load_bundle(latest_version(folder / "models" / "two_tower")), conn
+    with psycopg.connect(libpq_url(tiny_world.database_url), autocommit=True) as conn:
+        bundle = load_bundle(latest_version(tiny_world.models_dir / "two_tower"))
+        yield tiny_world.report, bundle, conn
 
 
 def test_bundle_is_self_contained_and_described(

@@ -1,0 +1,28 @@
+"""/v1/explain: why an item is recommended to a shopper, with the evidence."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.problems import ERRORS
+from app.deps import RequestIdDep, ServiceDep
+from app.schemas import ExplainResponse
+
+router = APIRouter(prefix="/v1", tags=["explain"])
+
+
+@router.get(
+    "/explain",
+    summary="The reason and evidence for one item and shopper",
+    description="Evidence: the shopper's past items that drive the score (score drop when each"
+    " is removed), co-purchase rate, shared theme, price against their usual spend,"
+    " popularity in their country and their repurchase cadence.",
+    responses=ERRORS,
+)
+async def explain(
+    service: ServiceDep,
+    request_id: RequestIdDep,
+    user_id: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[\w.@:+-]+$")],
+    item_id: Annotated[int, Query(ge=1, le=2**62)],
+) -> ExplainResponse:
+    return await service.explain(request_id, user_id, item_id)

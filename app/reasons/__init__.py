@@ -1,0 +1,1 @@
+"""Reasons: evidence for a recommendation and the writers that put it in words."""

@@ -1,0 +1,145 @@
+"""Request and response models of the public API (separate in and out models)."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_K = 100
+USER_ID_PATTERN = r"^[\w.@:+-]+$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecommendRequest(Strict):
+    user_id: str | None = Field(
+        None, min_length=1, max_length=64, pattern=USER_ID_PATTERN,
+        description="The shopper's id; omit for an anonymous session.",
+    )  # fmt: skip
+    item_ids: list[int] = Field(
+        [], max_length=50, description="Items of the current session (viewed, in the cart)."
+    )
+    country: str | None = Field(
+        None, max_length=64, description="Country of an anonymous or new shopper."
+    )
+    k: int = Field(10, ge=1, le=MAX_K)
+    exclude_purchased: bool = Field(False, description="Leave out items the shopper bought.")
+    exclude: list[int] = Field([], max_length=500, description="Item ids never to return.")
+    theme: str | None = Field(None, max_length=100, description="Only items of this theme.")
+    min_price: float | None = Field(None, ge=0)
+    max_price: float | None = Field(None, ge=0)
+    with_reasons: bool = Field(False, description="Add a reason and its evidence to each item.")
+
+    @model_validator(mode="after")
+    def _prices_in_order(self) -> "RecommendRequest":
+        if (
+            self.min_price is not None
+            and self.max_price is not None
+            and self.min_price > self.max_price
+        ):
+            raise ValueError("min_price must not exceed max_price")
+        if any(i < 1 for i in [*self.item_ids, *self.exclude]):
+            raise ValueError("item ids are positive integers")
+        return self
+
+
+class Item(BaseModel):
+    item_id: int
+    sku: str
+    title: str
+    price: float | None = Field(description="Typical price paid, in the shop's currency.")
+    theme: str | None
+
+
+class Fact(BaseModel):
+    """One piece of evidence behind a reason, computed by the system."""
+
+    kind: str = Field(
+        description="anchor, co_purchase, shared_theme, price, popularity, repurchase"
+    )
+    text: str = Field(description="The fact in plain words.")
+    data: dict[str, Any] = Field(description="The fact's numbers and ids.")
+
+
+class RecommendedItem(Item):
+    score: float
+    rank: int
+    reason: str | None = None
+    evidence: list[Fact] | None = None
+
+
+class ModelVersions(BaseModel):
+    ranker: str
+    reason_writer: str
+
+
+class RecommendResponse(BaseModel):
+    request_id: str
+    user_id: str | None
+    source: Literal["history", "session", "popular"] = Field(
+        description="history: the shopper's purchases (+ session); session: session items only;"
+        " popular: popular in the shopper's country (nothing else known)."
+    )
+    items: list[RecommendedItem]
+    cached: bool
+    model_versions: ModelVersions
+
+
+class SimilarItem(Item):
+    score: float
+    similarity: float = Field(description="Cosine of the two item vectors.")
+    co_purchase_confidence: float | None = Field(
+        description="P(this item in a basket | the anchor item in it), if seen together enough."
+    )
+
+
+class SimilarResponse(BaseModel):
+    item: Item
+    similar: list[SimilarItem]
+    model_versions: ModelVersions
+
+
+class ExplainResponse(BaseModel):
+    request_id: str
+    user_id: str
+    item: Item
+    reason: str
+    evidence: list[Fact]
+    writer: str
+    cached: bool
+    model_versions: ModelVersions
+
+
+class Event(Strict):
+    event_id: str = Field(
+        min_length=1, max_length=128, pattern=r"^[\w.:+-]+$", description="Client idempotency key."
+    )
+    user_id: str = Field(min_length=1, max_length=64, pattern=USER_ID_PATTERN)
+    item_id: int = Field(ge=1, le=2**62)
+    event: Literal["view", "click", "add_to_cart", "purchase"]
+    quantity: int = Field(1, ge=1, le=100_000)
+    price: Decimal | None = Field(None, ge=0, le=1_000_000, max_digits=12, decimal_places=2)
+    order_id: str | None = Field(None, min_length=1, max_length=64)
+    occurred_at: datetime | None = Field(
+        None, description="When it happened (timezone required); default: when received."
+    )
+    country: str | None = Field(None, max_length=64, description="For a shopper new to us.")
+
+    @model_validator(mode="after")
+    def _aware(self) -> "Event":
+        if self.occurred_at is not None and self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at needs a timezone, e.g. 2011-12-09T12:00:00Z")
+        return self
+
+
+class EventBatch(Strict):
+    events: list[Event] = Field(min_length=1, max_length=1000)
+
+
+class EventsAccepted(BaseModel):
+    received: int
+    stored: int = Field(description="New events stored.")
+    duplicates: int = Field(description="Events whose event_id was already stored (skipped).")

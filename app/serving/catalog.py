@@ -1,0 +1,101 @@
+"""The items the model can recommend, as the API shows them, aligned to the bundle's item index.
+
+Loaded once at startup from Postgres: the bundle knows items by SKU, the API by database id.
+Items added after the model was trained are not in the bundle and are not recommended until the
+next training run.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.tables import item, item_feature
+from app.train.data import BoolArray, IntArray
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    index: int  # row in the bundle's item vectors
+    item_id: int  # database id, what the API calls item_id
+    sku: str
+    title: str  # display title, readable case
+    price: float | None  # typical price paid
+    theme: str | None
+
+
+class Catalog:
+    def __init__(
+        self, skus: list[str], rows: Iterable[tuple[int, str, str, Decimal | None, str | None]]
+    ):
+        by_sku = {row[1]: row for row in rows}
+        self.items: list[CatalogItem | None] = []
+        for index, sku in enumerate(skus):
+            row = by_sku.get(sku)
+            if row is None:
+                self.items.append(None)  # in the bundle but gone from the database
+                continue
+            item_id, _, title, price, theme = row
+            self.items.append(
+                CatalogItem(
+                    index, item_id, sku, title, None if price is None else float(price), theme
+                )
+            )
+        self.index_of: dict[int, int] = {
+            entry.item_id: entry.index for entry in self.items if entry is not None
+        }
+        self.price = np.asarray(
+            [np.nan if e is None or e.price is None else e.price for e in self.items],
+            dtype=np.float64,
+        )
+        self.theme = [None if e is None else e.theme for e in self.items]
+        self.missing: IntArray = np.asarray(
+            [n for n, e in enumerate(self.items) if e is None], dtype=np.int64
+        )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def get(self, item_id: int) -> CatalogItem | None:
+        index = self.index_of.get(item_id)
+        return None if index is None else self.items[index]
+
+    def at(self, index: int) -> CatalogItem:
+        entry = self.items[index]
+        if entry is None:
+            raise KeyError(index)
+        return entry
+
+    def indices(self, item_ids: Iterable[int]) -> IntArray:
+        """Bundle indices of the known ids (unknown ids are skipped)."""
+        found = [self.index_of[i] for i in item_ids if i in self.index_of]
+        return np.asarray(found, dtype=np.int64)
+
+    def allowed(
+        self, theme: str | None, min_price: float | None, max_price: float | None
+    ) -> BoolArray:
+        """Items that pass the filters; an item without a price fails any price filter."""
+        mask = np.ones(len(self.items), dtype=bool)
+        mask[self.missing] = False
+        if theme is not None:
+            wanted = theme.casefold()
+            mask &= np.asarray([(t or "").casefold() == wanted for t in self.theme], dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if min_price is not None:
+                mask &= self.price >= min_price
+            if max_price is not None:
+                mask &= self.price <= max_price
+        return mask
+
+
+async def load_catalog(conn: AsyncConnection, skus: list[str]) -> Catalog:
+    # The typical price paid (features step), else the price the item was loaded with.
+    price = func.coalesce(item_feature.c.typical_price, item.c.price)
+    query = select(item.c.id, item.c.sku, item.c.display_title, price, item.c.theme).outerjoin(
+        item_feature, item_feature.c.item_id == item.c.id
+    )
+    rows = (await conn.execute(query)).all()
+    return Catalog(skus, [(row[0], row[1], row[2], row[3], row[4]) for row in rows])

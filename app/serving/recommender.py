@@ -1,0 +1,126 @@
+"""Rank the catalog for one request: the model path for shoppers with a history or session items,
+popular-in-country for shoppers with nothing, then filters and exclusions. Runs in the
+inference pool (it calls torch)."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from app.serving.catalog import Catalog, CatalogItem
+from app.serving.retriever import Retriever, top_k
+from app.serving.shoppers import History
+from app.train.data import FloatArray, IntArray
+from app.train.inputs import SEQUENCE_LENGTH
+
+Source = Literal["history", "session", "popular"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    k: int
+    exclude_purchased: bool = False
+    theme: str | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+    exclude: tuple[int, ...] = ()  # item ids
+
+
+@dataclass(frozen=True)
+class Recommended:
+    item: CatalogItem
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class Ranking:
+    items: list[Recommended]
+    source: Source
+
+
+class Recommender:
+    def __init__(self, retriever: Retriever, catalog: Catalog) -> None:
+        self.retriever = retriever
+        self.catalog = catalog
+
+    def rank(
+        self, history: History, session: IntArray, country: str | None, now: int, filters: Filters
+    ) -> Ranking:
+        """`session`: bundle indices of items in the current session (with the cart, they count
+        as a basket being filled now, and are never recommended back)."""
+        current = np.unique(np.concatenate([history.cart, session]))
+        source: Source
+        if len(history.items) + len(current) == 0:
+            scores = self.retriever.popular_in_country(country)
+            source = "popular"
+        else:
+            scores = self._scores(history, current, country, now)
+            source = "history" if len(history.items) else "session"
+        allowed = self.catalog.allowed(filters.theme, filters.min_price, filters.max_price)
+        excluded = [np.flatnonzero(~allowed), current, self.catalog.indices(filters.exclude)]
+        if filters.exclude_purchased:
+            excluded.append(history.purchased)
+        top = top_k(scores, filters.k, np.concatenate(excluded))
+        return Ranking(
+            [
+                Recommended(self.catalog.at(int(i)), float(scores[i]), rank)
+                for rank, i in enumerate(top, start=1)
+            ],
+            source,
+        )
+
+    def similar(self, index: int, k: int) -> list[tuple[CatalogItem, float]]:
+        """Items closest to one item: cosine of the item vectors."""
+        vectors = self.retriever.bundle.item_vectors[:-1].numpy()
+        similarity = vectors @ vectors[index]
+        exclude = np.concatenate([[index], self.catalog.missing])
+        top = top_k(similarity, k, exclude)
+        return [(self.catalog.at(int(i)), float(similarity[i])) for i in top]
+
+    def anchors(
+        self,
+        history: History,
+        session: IntArray,
+        country: str | None,
+        now: int,
+        target: int,
+        top: int = 3,
+    ) -> list[tuple[CatalogItem, float]]:
+        """The past items that drive `target`'s score: each distinct item of the recent history
+        is removed (every occurrence) and the target re-scored; the contribution is the score
+        drop. Best first, positive contributions only."""
+        current = np.unique(np.concatenate([history.cart, session]))
+        items = np.concatenate([history.items, current])
+        recent = items[-SEQUENCE_LENGTH:]
+        candidates = np.asarray(list(dict.fromkeys(recent[::-1].tolist())), dtype=np.int64)
+        if len(candidates) == 0:
+            return []
+        variants = [self._history(history, current, now, drop=None)]
+        variants += [self._history(history, current, now, drop=int(c)) for c in candidates]
+        scores = self.retriever.score_histories(variants, country, now)[:, target]
+        drops = scores[0] - scores[1:]
+        order = np.argsort(-drops, kind="stable")[:top]
+        return [
+            (self.catalog.at(int(candidates[i])), float(drops[i])) for i in order if drops[i] > 0
+        ]
+
+    def _scores(
+        self, history: History, current: IntArray, country: str | None, now: int
+    ) -> FloatArray:
+        items, item_times, basket_times = self._history(history, current, now, drop=None)
+        return self.retriever.score_history(items, item_times, basket_times, country, now)
+
+    @staticmethod
+    def _history(
+        history: History, current: IntArray, now: int, drop: int | None
+    ) -> tuple[IntArray, IntArray, IntArray]:
+        """The purchases plus the current basket (at `now`), optionally without one item."""
+        keep = history.items != drop
+        rest = current[current != drop]
+        items = np.concatenate([history.items[keep], rest])
+        item_times = np.concatenate([history.item_times[keep], np.full(len(rest), now)])
+        basket_times = history.basket_times
+        if len(current):
+            basket_times = np.append(basket_times, now)
+        return items, item_times.astype(np.int64), basket_times

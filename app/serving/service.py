@@ -1,0 +1,262 @@
+"""The workflows behind the API: recommend, explain, similar items, record events. Routers stay
+thin and call these; this module knows nothing of HTTP beyond the domain errors it raises."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.cache import Cache, digest
+from app.db.tables import item_pair
+from app.errors import InvalidRequest, NotFound
+from app.metrics import EVENTS, GENERATIONS
+from app.reasons import evidence
+from app.reasons.template import TemplateWriter, style_of
+from app.schemas import (
+    EventBatch,
+    EventsAccepted,
+    ExplainResponse,
+    Fact,
+    Item,
+    ModelVersions,
+    RecommendedItem,
+    RecommendRequest,
+    RecommendResponse,
+    SimilarItem,
+    SimilarResponse,
+)
+from app.serving.bundle import Bundle
+from app.serving.catalog import Catalog, CatalogItem
+from app.serving.inference import InferencePool
+from app.serving.recommender import Filters, Recommender
+from app.serving.shoppers import (
+    History,
+    NewEvent,
+    Shopper,
+    find_shopper,
+    load_history,
+    record_events,
+    unknown_items,
+)
+
+SIMILAR_CO_PURCHASE_WEIGHT = 0.5  # similar items: cosine + this x co-purchase confidence
+
+
+def as_item(entry: CatalogItem) -> Item:
+    return Item(
+        item_id=entry.item_id, sku=entry.sku, title=entry.title, price=entry.price,
+        theme=entry.theme,
+    )  # fmt: skip
+
+
+@dataclass
+class Service:
+    bundle: Bundle
+    catalog: Catalog
+    recommender: Recommender
+    engine: AsyncEngine
+    cache: Cache
+    pool: InferencePool
+    writer: TemplateWriter
+    as_of: datetime | None
+
+    @property
+    def versions(self) -> ModelVersions:
+        return ModelVersions(ranker=self.bundle.version, reason_writer=self.writer.name)
+
+    def now(self) -> datetime:
+        return self.as_of or datetime.now(UTC)
+
+    async def recommend(self, request_id: str, req: RecommendRequest) -> RecommendResponse:
+        params = digest(req.model_dump(exclude={"user_id"}))
+        # Lists are cached per known shopper only: a session's items change with every view.
+        cacheable = req.user_id is not None and not req.item_ids
+        if cacheable:
+            assert req.user_id is not None
+            hit = await self.cache.get_list(req.user_id, params)
+            if hit is not None:
+                return RecommendResponse(**{**hit, "request_id": request_id, "cached": True})
+        key = f"{req.user_id}:{params}"
+
+        async def compute() -> RecommendResponse:
+            response = await self._recommend(request_id, req)
+            if cacheable:
+                assert req.user_id is not None
+                await self.cache.set_list(req.user_id, params, response.model_dump(mode="json"))
+            return response
+
+        if not cacheable:
+            return await compute()
+        response = await self.cache.single_flight(key, compute)
+        return response.model_copy(update={"request_id": request_id})
+
+    async def _recommend(self, request_id: str, req: RecommendRequest) -> RecommendResponse:
+        async with self.engine.connect() as conn:
+            shopper = await find_shopper(conn, req.user_id) if req.user_id else None
+            history = (
+                await load_history(conn, shopper.user_id, self.catalog)
+                if shopper
+                else History.empty()
+            )
+        country = (shopper.country if shopper else None) or req.country
+        filters = Filters(
+            k=req.k, exclude_purchased=req.exclude_purchased, theme=req.theme,
+            min_price=req.min_price, max_price=req.max_price, exclude=tuple(req.exclude),
+        )  # fmt: skip
+        session = self.catalog.indices(req.item_ids)
+        now = int(self.now().timestamp())
+        ranking = await self.pool.run(
+            self.recommender.rank, history, session, country, now, filters
+        )
+        items = [
+            RecommendedItem(**as_item(r.item).model_dump(), score=r.score, rank=r.rank)
+            for r in ranking.items
+        ]
+        if req.with_reasons and req.user_id:
+            items = [
+                item.model_copy(
+                    update=await self._reason_fields(shopper, req.user_id, item, history)
+                )
+                for item in items
+            ]
+        return RecommendResponse(
+            request_id=request_id, user_id=req.user_id, source=ranking.source, items=items,
+            cached=False, model_versions=self.versions,
+        )  # fmt: skip
+
+    async def _reason_fields(
+        self, shopper: Shopper | None, user: str, item: RecommendedItem, history: History
+    ) -> dict[str, object]:
+        reason, facts, _ = await self._reason(shopper, user, item.item_id, history)
+        return {"reason": reason, "evidence": facts}
+
+    async def _reason(
+        self, shopper: Shopper | None, user: str, item_id: int, history: History
+    ) -> tuple[str, list[Fact], bool]:
+        """The reason for one (shopper, item) with its evidence, and whether it was cached."""
+        target = self.catalog.get(item_id)
+        if target is None:
+            raise NotFound(f"item {item_id} is not in the catalog")
+        now = self.now()
+        country = shopper.country if shopper else None
+        anchors = await self.pool.run(
+            self.recommender.anchors, history, np.zeros(0, dtype=np.int64), country,
+            int(now.timestamp()), target.index,
+        )  # fmt: skip
+        counts = dict(zip(*np.unique(history.items, return_counts=True), strict=True))
+        async with self.engine.connect() as conn:
+            facts = await evidence.gather(
+                conn,
+                shopper,
+                target,
+                [evidence.Anchor(a, c, int(counts.get(a.index, 0))) for a, c in anchors],
+                now,
+            )
+        key = digest([fact.model_dump() for fact in facts])
+        cached = await self.cache.get_reason(user, item_id, self.writer.name, key)
+        if cached is not None:
+            return cached, facts, True
+        reason = self.writer.write(facts, style_of(user, item_id))
+        GENERATIONS.labels(self.writer.name).inc()
+        await self.cache.set_reason(user, item_id, self.writer.name, key, reason)
+        return reason, facts, False
+
+    async def explain(self, request_id: str, user_id: str, item_id: int) -> ExplainResponse:
+        target = self.catalog.get(item_id)
+        if target is None:
+            raise NotFound(f"item {item_id} is not in the catalog")
+        async with self.engine.connect() as conn:
+            shopper = await find_shopper(conn, user_id)
+            history = (
+                await load_history(conn, shopper.user_id, self.catalog)
+                if shopper
+                else History.empty()
+            )
+        reason, facts, cached = await self._reason(shopper, user_id, item_id, history)
+        return ExplainResponse(
+            request_id=request_id, user_id=user_id, item=as_item(target), reason=reason,
+            evidence=facts, writer=self.writer.name, cached=cached, model_versions=self.versions,
+        )  # fmt: skip
+
+    def item(self, item_id: int) -> Item:
+        entry = self.catalog.get(item_id)
+        if entry is None:
+            raise NotFound(f"item {item_id} is not in the catalog")
+        return as_item(entry)
+
+    async def similar(self, item_id: int, k: int) -> SimilarResponse:
+        entry = self.catalog.get(item_id)
+        if entry is None:
+            raise NotFound(f"item {item_id} is not in the catalog")
+        async with self.engine.connect() as conn:
+            confidence = await _co_purchase_confidence(conn, item_id)
+        pairs = self.recommender.similar(entry.index, max(4 * k, 50))
+        scored = [
+            (
+                other, similarity,
+                confidence.get(other.item_id),
+                similarity + SIMILAR_CO_PURCHASE_WEIGHT * confidence.get(other.item_id, 0.0),
+            )
+            for other, similarity in pairs
+        ]  # fmt: skip
+        # Items often bought together but not among the nearest vectors still compete.
+        near = {other.item_id for other, *_ in scored}
+        vectors = self.bundle.item_vectors
+        for other_id, conf in confidence.items():
+            other = self.catalog.get(other_id)
+            if other is not None and other_id not in near:
+                similarity = float(vectors[entry.index] @ vectors[other.index])
+                scored.append(
+                    (other, similarity, conf, similarity + SIMILAR_CO_PURCHASE_WEIGHT * conf)
+                )
+        scored.sort(key=lambda row: -row[3])
+        return SimilarResponse(
+            item=as_item(entry),
+            similar=[
+                SimilarItem(
+                    **as_item(other).model_dump(), score=score, similarity=similarity,
+                    co_purchase_confidence=conf,
+                )
+                for other, similarity, conf, score in scored[:k]
+            ],
+            model_versions=self.versions,
+        )  # fmt: skip
+
+    async def record(self, batch: EventBatch) -> EventsAccepted:
+        received = self.now()
+        async with self.engine.begin() as conn:
+            missing = await unknown_items(conn, [e.item_id for e in batch.events])
+            if missing:
+                EVENTS.labels("rejected").inc(len(batch.events))
+                shown = ", ".join(map(str, missing[:20]))
+                raise InvalidRequest(f"unknown item ids: {shown}", unknown_item_ids=missing[:100])
+            stored = await record_events(
+                conn,
+                [
+                    NewEvent(
+                        event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event=e.event,
+                        quantity=e.quantity, price=e.price, order_id=e.order_id,
+                        occurred_at=e.occurred_at or received, country=e.country,
+                    )
+                    for e in batch.events
+                ],
+            )  # fmt: skip
+        for user in {e.user_id for e in batch.events}:
+            await self.cache.invalidate_user(user)
+        EVENTS.labels("stored").inc(stored)
+        EVENTS.labels("duplicate").inc(len(batch.events) - stored)
+        return EventsAccepted(
+            received=len(batch.events), stored=stored, duplicates=len(batch.events) - stored
+        )
+
+
+async def _co_purchase_confidence(conn: AsyncConnection, item_id: int) -> dict[int, float]:
+    rows = await conn.execute(
+        select(item_pair.c.other_item_id, item_pair.c.confidence)
+        .where(item_pair.c.kind == "basket", item_pair.c.item_id == item_id)
+        .order_by(item_pair.c.lift.desc())
+        .limit(200)
+    )
+    return {int(row.other_item_id): float(row.confidence) for row in rows}

@@ -1,0 +1,401 @@
+"""The /v1 API against real Postgres, Redis and a model trained on two months of real orders."""
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import numpy as np
+import psycopg
+import pytest
+from redis.asyncio import Redis
+
+from app.config import Settings
+from app.db.engine import libpq_url
+from app.errors import Overloaded
+from app.main import create_app
+from app.serving.inference import InferencePool
+from app.serving.service import Service
+from tests.conftest import REDIS_URL, TinyWorld
+from tests.integration.test_health import DEAD_REDIS, client_for
+
+AS_OF = datetime(2011, 2, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def api_settings(tiny_world: TinyWorld) -> Settings:
+    return Settings(
+        env="test", database_url=tiny_world.database_url, redis_url=REDIS_URL,
+        models_dir=tiny_world.models_dir, as_of=AS_OF,
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def client(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    redis = Redis.from_url(REDIS_URL)
+    await redis.flushdb()  # db 15 belongs to the tests
+    await redis.aclose()
+    async with client_for(create_app(api_settings)) as client:
+        yield client
+
+
+def shoppers_by_baskets(world: TinyWorld, n: int) -> list[str]:
+    with psycopg.connect(libpq_url(world.database_url)) as conn:
+        rows = conn.execute(
+            "SELECT u.external_id FROM interaction i JOIN app_user u ON u.id = i.user_id"
+            " WHERE i.event_type = 'purchase' GROUP BY u.external_id"
+            " ORDER BY count(DISTINCT i.order_id) DESC, u.external_id LIMIT %s",
+            (n,),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def purchased_ids(world: TinyWorld, user: str) -> set[int]:
+    with psycopg.connect(libpq_url(world.database_url)) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT i.item_id FROM interaction i JOIN app_user u ON u.id = i.user_id"
+            " WHERE u.external_id = %s AND i.event_type = 'purchase'",
+            (user,),
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+async def test_recommend_for_a_known_shopper(
+    client: httpx.AsyncClient, tiny_world: TinyWorld
+) -> None:
+    user = shoppers_by_baskets(tiny_world, 1)[0]
+    response = await client.get("/v1/recommend", params={"user_id": user, "k": 7})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["source"] == "history"
+    assert body["user_id"] == user
+    assert [item["rank"] for item in body["items"]] == list(range(1, 8))
+    scores = [item["score"] for item in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert {"item_id", "sku", "title", "price", "theme", "score", "rank"} <= set(body["items"][0])
+    assert body["model_versions"]["ranker"]
+    assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
+    assert response.headers["x-request-id"] == body["request_id"]
+
+
+async def test_filters(client: httpx.AsyncClient, tiny_world: TinyWorld) -> None:
+    user = shoppers_by_baskets(tiny_world, 1)[0]
+    bought = purchased_ids(tiny_world, user)
+    plain = (await client.get("/v1/recommend", params={"user_id": user, "k": 20})).json()
+    assert {i["item_id"] for i in plain["items"]} & bought, "this shop's shoppers reorder"
+
+    fresh = await client.get(
+        "/v1/recommend", params={"user_id": user, "k": 20, "exclude_purchased": True}
+    )
+    assert not {i["item_id"] for i in fresh.json()["items"]} & bought
+
+    theme = plain["items"][0]["theme"]
+    themed = await client.get("/v1/recommend", params={"user_id": user, "theme": theme.upper()})
+    assert themed.json()["items"]
+    assert {i["theme"] for i in themed.json()["items"]} == {theme}
+
+    priced = await client.get(
+        "/v1/recommend", params={"user_id": user, "min_price": 1, "max_price": 3, "k": 30}
+    )
+    assert all(1 <= i["price"] <= 3 for i in priced.json()["items"])
+
+    dropped = [plain["items"][0]["item_id"], plain["items"][1]["item_id"]]
+    excluded = await client.get(
+        "/v1/recommend", params={"user_id": user, "k": 20, "exclude": dropped}
+    )
+    assert not {i["item_id"] for i in excluded.json()["items"]} & set(dropped)
+
+
+async def test_unknown_shopper_gets_popular_in_country(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/recommend", json={"user_id": "nobody-" + uuid.uuid4().hex[:8], "country": "France"}
+    )
+    assert response.status_code == 200
+    assert response.json()["source"] == "popular"
+    assert len(response.json()["items"]) == 10
+
+
+async def test_anonymous_session_is_served_from_its_items(client: httpx.AsyncClient) -> None:
+    popular = (await client.post("/v1/recommend", json={})).json()
+    seed = popular["items"][0]["item_id"]
+    response = await client.post("/v1/recommend", json={"item_ids": [seed], "k": 10})
+    body = response.json()
+    assert body["source"] == "session"
+    assert body["user_id"] is None
+    assert seed not in {i["item_id"] for i in body["items"]}
+
+
+async def test_items_and_similar(client: httpx.AsyncClient) -> None:
+    popular = (await client.post("/v1/recommend", json={"k": 1})).json()["items"][0]
+    item = await client.get(f"/v1/items/{popular['item_id']}")
+    assert item.status_code == 200
+    assert item.json()["sku"] == popular["sku"]
+    similar = await client.get(f"/v1/items/{popular['item_id']}/similar", params={"k": 5})
+    body = similar.json()
+    assert len(body["similar"]) == 5
+    assert popular["item_id"] not in {s["item_id"] for s in body["similar"]}
+    scores = [s["score"] for s in body["similar"]]
+    assert scores == sorted(scores, reverse=True)
+    missing = await client.get("/v1/items/999999999")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+async def test_explain_gives_evidence_and_a_reason(
+    client: httpx.AsyncClient, tiny_world: TinyWorld
+) -> None:
+    user = shoppers_by_baskets(tiny_world, 1)[0]
+    top = (
+        await client.get(
+            "/v1/recommend", params={"user_id": user, "exclude_purchased": True, "k": 1}
+        )
+    ).json()["items"][0]
+    response = await client.get("/v1/explain", params={"user_id": user, "item_id": top["item_id"]})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["reason"]
+    assert body["writer"] == "template"
+    assert body["cached"] is False
+    kinds = [fact["kind"] for fact in body["evidence"]]
+    assert "anchor" in kinds
+    bought = purchased_ids(tiny_world, user)
+    assert all(f["data"]["item_id"] in bought for f in body["evidence"] if f["kind"] == "anchor")
+    again = await client.get("/v1/explain", params={"user_id": user, "item_id": top["item_id"]})
+    assert again.json()["cached"] is True
+    assert again.json()["reason"] == body["reason"]
+
+
+async def test_anchors_are_the_items_that_drive_the_score(
+    client: httpx.AsyncClient, tiny_world: TinyWorld, api_settings: Settings
+) -> None:
+    """The first anchor is the history item whose removal lowers the score the most, by the
+    reported amount: checked by removing every history item in turn."""
+    user = shoppers_by_baskets(tiny_world, 1)[0]
+    top = (
+        await client.get(
+            "/v1/recommend", params={"user_id": user, "exclude_purchased": True, "k": 1}
+        )
+    ).json()["items"][0]
+    body = (
+        await client.get("/v1/explain", params={"user_id": user, "item_id": top["item_id"]})
+    ).json()
+    anchors = [f["data"] for f in body["evidence"] if f["kind"] == "anchor"]
+    app = create_app(api_settings)
+    async with app.router.lifespan_context(app):
+        service: Service = app.state.service
+        async with service.engine.connect() as conn:
+            from app.serving.shoppers import find_shopper, load_history
+
+            shopper = await find_shopper(conn, user)
+            assert shopper is not None
+            history = await load_history(conn, shopper.user_id, service.catalog)
+        target = service.catalog.get(top["item_id"])
+        assert target is not None
+        now = int(AS_OF.timestamp())
+        retriever = service.recommender.retriever
+        base = retriever.score_history(
+            history.items, history.item_times, history.basket_times, shopper.country, now
+        )[target.index]
+        drops = {}
+        for index in np.unique(history.items[-50:]):
+            keep = history.items != index
+            without = retriever.score_history(
+                history.items[keep], history.item_times[keep], history.basket_times,
+                shopper.country, now,
+            )  # fmt: skip
+            drops[int(index)] = base - without[target.index]
+    strongest = max(drops, key=lambda i: drops[i])
+    assert service.catalog.at(strongest).item_id == anchors[0]["item_id"]
+    assert anchors[0]["contribution"] == pytest.approx(drops[strongest], abs=1e-3)
+
+
+async def test_reasons_are_never_shared_between_shoppers(
+    client: httpx.AsyncClient, tiny_world: TinyWorld
+) -> None:
+    first, second = shoppers_by_baskets(tiny_world, 2)
+    item = (
+        await client.get(
+            "/v1/recommend", params={"user_id": first, "exclude_purchased": True, "k": 1}
+        )
+    ).json()["items"][0]["item_id"]
+    one = (await client.get("/v1/explain", params={"user_id": first, "item_id": item})).json()
+    two = (await client.get("/v1/explain", params={"user_id": second, "item_id": item})).json()
+    assert two["cached"] is False  # the first shopper's cached reason was not reused
+    for body, user in ((one, first), (two, second)):
+        bought = purchased_ids(tiny_world, user)
+        for fact in body["evidence"]:
+            if fact["kind"] == "anchor":
+                assert fact["data"]["item_id"] in bought
+                assert fact["data"]["title"] in body["reason"] or fact is not body["evidence"][0]
+
+
+async def test_events_are_idempotent_and_change_the_next_list(
+    client: httpx.AsyncClient, tiny_world: TinyWorld
+) -> None:
+    user = shoppers_by_baskets(tiny_world, 3)[2]
+    params: dict[str, str | int | bool] = {"user_id": user, "exclude_purchased": True, "k": 5}
+    first = (await client.get("/v1/recommend", params=params)).json()
+    assert first["cached"] is False
+    assert (await client.get("/v1/recommend", params=params)).json()["cached"] is True
+    bought = first["items"][0]["item_id"]
+    tag = uuid.uuid4().hex[:8]
+    batch = {
+        "events": [
+            {"event_id": f"{tag}-1", "user_id": user, "item_id": bought, "event": "purchase",
+             "quantity": 2, "order_id": f"web-{tag}", "occurred_at": "2011-01-31T10:00:00Z"},
+            {"event_id": f"{tag}-2", "user_id": user, "item_id": bought, "event": "view"},
+        ]
+    }  # fmt: skip
+    stored = await client.post("/v1/events", json=batch)
+    assert stored.status_code == 200
+    assert stored.json() == {"received": 2, "stored": 2, "duplicates": 0}
+    retried = await client.post("/v1/events", json=batch)
+    assert retried.json() == {"received": 2, "stored": 0, "duplicates": 2}
+    with psycopg.connect(libpq_url(tiny_world.database_url)) as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM interaction WHERE event_id LIKE %s", (f"{tag}-%",)
+        ).fetchone()
+    assert count == (2,)
+    after = (await client.get("/v1/recommend", params=params)).json()
+    assert after["cached"] is False  # the event dropped the shopper's cached lists
+    assert bought not in {i["item_id"] for i in after["items"]}
+
+
+async def test_add_to_cart_counts_as_the_current_basket(
+    client: httpx.AsyncClient, tiny_world: TinyWorld
+) -> None:
+    user = "cart-" + uuid.uuid4().hex[:8]
+    popular = (await client.get("/v1/recommend", params={"user_id": user})).json()
+    assert popular["source"] == "popular"
+    added = popular["items"][3]["item_id"]
+    event = {"event_id": uuid.uuid4().hex, "user_id": user, "item_id": added,
+             "event": "add_to_cart", "country": "France"}  # fmt: skip
+    assert (await client.post("/v1/events", json={"events": [event]})).status_code == 200
+    after = (await client.get("/v1/recommend", params={"user_id": user})).json()
+    assert after["source"] == "session"
+    assert added not in {i["item_id"] for i in after["items"]}
+    assert after["items"] != popular["items"]
+
+
+async def test_events_with_unknown_items_store_nothing(
+    client: httpx.AsyncClient, tiny_world: TinyWorld
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    known = (await client.post("/v1/recommend", json={"k": 1})).json()["items"][0]["item_id"]
+    batch = {
+        "events": [
+            {"event_id": f"{tag}-ok", "user_id": "u1", "item_id": known, "event": "click"},
+            {"event_id": f"{tag}-bad", "user_id": "u1", "item_id": 987654321, "event": "click"},
+        ]
+    }
+    response = await client.post("/v1/events", json=batch)
+    assert response.status_code == 422
+    assert response.json()["unknown_item_ids"] == [987654321]
+    with psycopg.connect(libpq_url(tiny_world.database_url)) as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM interaction WHERE event_id LIKE %s", (f"{tag}-%",)
+        ).fetchone()
+    assert count == (0,)
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "payload"),
+    [
+        ("GET", "/v1/recommend?user_id=1&k=0", None),
+        ("GET", "/v1/recommend?user_id=1&k=101", None),
+        ("GET", "/v1/recommend", None),
+        ("GET", "/v1/recommend?user_id=%27%3B%20DROP%20TABLE%20item%3B--", None),
+        ("GET", "/v1/recommend?user_id=1&min_price=-1", None),
+        ("POST", "/v1/recommend", {"k": 5, "surprise": True}),
+        ("POST", "/v1/recommend", {"min_price": 5, "max_price": 1}),
+        ("POST", "/v1/recommend", {"item_ids": [0]}),
+        ("GET", "/v1/explain?user_id=1", None),
+        ("GET", "/v1/items/0", None),
+        ("GET", "/v1/items/abc/similar", None),
+        ("POST", "/v1/events", {"events": []}),
+        ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": 1,
+                                            "event": "teleport"}]}),
+        ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": 1,
+                                            "event": "view", "occurred_at": "2011-01-01T10:00"}]}),
+    ],
+)  # fmt: skip
+async def test_validation_errors_are_problems(
+    client: httpx.AsyncClient, method: str, url: str, payload: object
+) -> None:
+    response = await client.request(method, url, json=payload)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == 422
+    assert "Traceback" not in response.text
+
+
+async def test_redis_down_fails_open(api_settings: Settings, tiny_world: TinyWorld) -> None:
+    user = shoppers_by_baskets(tiny_world, 1)[0]
+    app = create_app(api_settings.model_copy(update={"redis_url": DEAD_REDIS}))
+    async with client_for(app) as client:
+        before = (await client.get("/metrics")).text
+        listing = await client.get("/v1/recommend", params={"user_id": user})
+        assert listing.status_code == 200
+        item = listing.json()["items"][0]["item_id"]
+        explained = await client.get("/v1/explain", params={"user_id": user, "item_id": item})
+        assert explained.status_code == 200
+        assert explained.json()["reason"]
+        after = (await client.get("/metrics")).text
+    assert errors_counted(after) > errors_counted(before)
+
+
+def errors_counted(metrics: str) -> float:
+    match = re.search(r"^reasonrec_cache_errors_total (\S+)$", metrics, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_metrics_expose_route_latency(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/recommend", json={"k": 3})
+    text = (await client.get("/metrics")).text
+    assert 'reasonrec_request_seconds_bucket{le="0.05",method="POST",route="/v1/recommend"' in text
+
+
+async def test_concurrent_identical_misses_compute_once(
+    api_settings: Settings, tiny_world: TinyWorld
+) -> None:
+    user = shoppers_by_baskets(tiny_world, 4)[3]
+    redis = Redis.from_url(REDIS_URL)
+    await redis.flushdb()
+    await redis.aclose()
+    app = create_app(api_settings)
+    async with client_for(app) as client:
+        service: Service = app.state.service
+        computed = 0
+        original = service._recommend
+
+        async def counting(*args: object, **kwargs: object) -> object:
+            nonlocal computed
+            computed += 1
+            return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+        service._recommend = counting  # type: ignore[method-assign, assignment]
+        params: dict[str, str | int] = {"user_id": user, "k": 4}
+        responses = await asyncio.gather(
+            *(client.get("/v1/recommend", params=params) for _ in range(8))
+        )
+    bodies = [r.json() for r in responses]
+    assert computed == 1
+    assert len({b["request_id"] for b in bodies}) == 8
+    assert all(b["items"] == bodies[0]["items"] for b in bodies)
+
+
+async def test_overload_is_refused_at_once() -> None:
+    pool = InferencePool(workers=1, capacity=1)
+
+    def slow() -> int:
+        return sum(range(3_000_000))
+
+    first = asyncio.create_task(pool.run(slow))
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded):
+        await pool.run(slow)
+    assert await first == sum(range(3_000_000))
+    pool.close()
