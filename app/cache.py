@@ -24,6 +24,11 @@ T = TypeVar("T")
 PREFIX = "rr:v1"
 
 
+def served_from_cache(body: bytes, request_id: str) -> bytes:
+    """A stored response body (a JSON object without request_id and cached) as served now."""
+    return f'{{"request_id":"{request_id}","cached":true,'.encode() + body[1:]
+
+
 def digest(value: Any) -> str:
     """A short stable hash of a JSON-able value (request parameters, evidence)."""
     encoded = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
@@ -38,9 +43,10 @@ class Cache:
         self.reason_ttl_s = reason_ttl_s
         self._flights: dict[str, asyncio.Future[Any]] = {}
 
-    def _lists_key(self, user: str) -> str:
-        # One hash per shopper holds all their cached lists, so an event drops them in one DEL.
-        return f"{PREFIX}:{self.model_version}:lists:{digest(user)}"
+    def _answers_key(self, kind: str, user: str) -> str:
+        # One hash per shopper and kind holds their cached answers, so an event drops them all
+        # in one DEL.
+        return f"{PREFIX}:{self.model_version}:{kind}:{digest(user)}"
 
     def _reason_key(self, user: str, item_id: int, writer: str, evidence: str) -> str:
         return f"{PREFIX}:{self.model_version}:{writer}:reason:{digest(user)}:{item_id}:{evidence}"
@@ -53,24 +59,30 @@ class Cache:
             logger.warning("redis unavailable, answering without the cache: %s", error)
             return None
 
-    async def get_list(self, user: str, params: str) -> Any | None:
-        if self.list_ttl_s <= 0:
-            return None
-        raw = await self._guard(self.redis.hget(self._lists_key(user), params))
-        CACHE.labels("list", "hit" if raw else "miss").inc()
-        return json.loads(raw) if raw else None
+    def _ttl(self, kind: str) -> int:
+        return self.list_ttl_s if kind == "lists" else self.reason_ttl_s
 
-    async def set_list(self, user: str, params: str, value: Any) -> None:
-        if self.list_ttl_s <= 0:
+    async def get_answer(self, kind: str, user: str, field: str) -> bytes | None:
+        """A stored response body (JSON bytes); kind is "lists" or "explain"."""
+        if self._ttl(kind) <= 0:
+            return None
+        raw = await self._guard(self.redis.hget(self._answers_key(kind, user), field))
+        CACHE.labels(kind, "hit" if raw else "miss").inc()
+        return raw if isinstance(raw, bytes) else None
+
+    async def set_answer(self, kind: str, user: str, field: str, body: bytes) -> None:
+        if self._ttl(kind) <= 0:
             return
-        key = self._lists_key(user)
+        key = self._answers_key(kind, user)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(key, params, json.dumps(value))
-        pipe.expire(key, self.list_ttl_s)
+        pipe.hset(key, field, body)
+        pipe.expire(key, self._ttl(kind))
         await self._guard(pipe.execute())
 
     async def invalidate_user(self, user: str) -> None:
-        await self._guard(self.redis.delete(self._lists_key(user)))
+        """Drop the shopper's cached lists and explanations (their history changed)."""
+        keys = [self._answers_key(kind, user) for kind in ("lists", "explain")]
+        await self._guard(self.redis.delete(*keys))
 
     async def get_reason(self, user: str, item_id: int, writer: str, evidence: str) -> str | None:
         if self.reason_ttl_s <= 0:

@@ -1,4 +1,5 @@
-"""Typed dependencies: routers reach app.state only through these."""
+"""Typed dependencies: routers reach app.state only through these. All async: FastAPI runs a
+sync dependency in a worker thread, a thread hop per request for a dictionary lookup."""
 
 from typing import Annotated
 
@@ -11,29 +12,29 @@ from app.errors import NotReady
 from app.serving.service import Service
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _engine(request: Request) -> AsyncEngine:
+async def _engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def _redis(request: Request) -> "Redis":
+async def _redis(request: Request) -> "Redis":
     redis: Redis = request.app.state.redis
     return redis
 
 
-def _service(request: Request) -> Service:
+async def _service(request: Request) -> Service:
     service: Service | None = request.app.state.service
     if service is None:
         raise NotReady("the model is not loaded; see /readyz")
     return service
 
 
-def _request_id(request: Request) -> str:
+async def _request_id(request: Request) -> str:
     request_id: str = request.state.request_id
     return request_id
 

@@ -1,5 +1,6 @@
 """Open the service's connections and load the model at startup; close them at shutdown."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -7,6 +8,7 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cache import Cache
@@ -37,19 +39,33 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.redis = redis
     app.state.service = None
-    try:
-        app.state.service = await load_service(settings, engine, redis, pool)
-    except (BundleError, OSError) as error:
-        # Serve /healthz and /readyz (false) so operators can see why; models come later.
-        logger.error("no model loaded, recommendations unavailable: %s", error)
-    except Exception as error:  # Postgres down at startup: keep the process, report not ready
-        logger.error("could not load the catalog: %s", error)
+    app.state.load_service = lambda: load_service(settings, engine, redis, pool)
+    await ensure_service(app)
+    # Everything loaded so far lives as long as the process: keep it out of the garbage
+    # collector's full passes, which otherwise stall the event loop for ~100 ms now and then.
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:
         pool.close()
         await redis.aclose()
         await engine.dispose()
+
+
+async def ensure_service(app: FastAPI) -> bool:
+    """Load the model and catalog if they are not loaded yet. A failure (no bundle, Postgres
+    down) leaves the process up and not ready; /readyz retries, so it recovers without a
+    restart."""
+    if app.state.service is not None:
+        return True
+    try:
+        app.state.service = await app.state.load_service()
+    except (BundleError, OSError) as error:
+        logger.error("no model loaded, recommendations unavailable: %s", error)
+    except SQLAlchemyError as error:
+        logger.error("could not load the catalog from Postgres: %s", error)
+    return app.state.service is not None
 
 
 async def load_service(

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api.problems import ERRORS
+from app.api.responses import ERRORS
 from app.deps import ServiceDep
 from app.schemas import EventBatch, EventsAccepted
 

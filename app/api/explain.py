@@ -1,10 +1,10 @@
 """/v1/explain: why an item is recommended to a shopper, with the evidence."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from app.api.problems import ERRORS
+from app.api.responses import ERRORS, respond
 from app.deps import RequestIdDep, ServiceDep
 from app.schemas import ExplainResponse
 
@@ -17,6 +17,7 @@ router = APIRouter(prefix="/v1", tags=["explain"])
     description="Evidence: the shopper's past items that drive the score (score drop when each"
     " is removed), co-purchase rate, shared theme, price against their usual spend,"
     " popularity in their country and their repurchase cadence.",
+    response_model=ExplainResponse,
     responses=ERRORS,
 )
 async def explain(
@@ -24,5 +25,5 @@ async def explain(
     request_id: RequestIdDep,
     user_id: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[\w.@:+-]+$")],
     item_id: Annotated[int, Query(ge=1, le=2**62)],
-) -> ExplainResponse:
-    return await service.explain(request_id, user_id, item_id)
+) -> Any:
+    return respond(await service.explain(request_id, user_id, item_id))

@@ -3,16 +3,17 @@
 import asyncio
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.deps import EngineDep, RedisDep, SettingsDep
 from app.errors import NotReady, Problem
+from app.lifespan import ensure_service
 
 router = APIRouter(tags=["health"])
 
-Check = Literal["ok", "unreachable"]
+Check = Literal["ok", "unreachable", "not_loaded"]
 
 
 class Alive(BaseModel):
@@ -31,10 +32,12 @@ async def healthz() -> Alive:
 
 @router.get(
     "/readyz",
-    summary="Postgres and Redis are reachable",
+    summary="Postgres and Redis are reachable and the model is loaded",
     responses={503: {"model": Problem, "description": "A dependency is unreachable."}},
 )
-async def readyz(engine: EngineDep, redis: RedisDep, settings: SettingsDep) -> Ready:
+async def readyz(
+    request: Request, engine: EngineDep, redis: RedisDep, settings: SettingsDep
+) -> Ready:
     async def postgres() -> None:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -51,6 +54,7 @@ async def readyz(engine: EngineDep, redis: RedisDep, settings: SettingsDep) -> R
         name: "unreachable" if isinstance(result, BaseException) else "ok"
         for name, result in zip(names, results, strict=True)
     }
+    checks["model"] = "ok" if await ensure_service(request.app) else "not_loaded"
     if any(state != "ok" for state in checks.values()):
         failing = ", ".join(name for name, state in checks.items() if state != "ok")
         raise NotReady(f"unreachable: {failing}", checks=checks)

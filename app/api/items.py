@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.api.problems import ERRORS
+from app.api.responses import ERRORS
 from app.deps import ServiceDep
 from app.schemas import MAX_K, Item, SimilarResponse
 

@@ -1,12 +1,12 @@
 """/v1/recommend: ranked items for a shopper or an anonymous session, optionally with reasons."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from app.api.problems import ERRORS
+from app.api.responses import ERRORS, respond
 from app.deps import RequestIdDep, ServiceDep
-from app.schemas import MAX_K, RecommendRequest, RecommendResponse
+from app.schemas import RecommendRequest, RecommendResponse
 
 router = APIRouter(prefix="/v1", tags=["recommend"])
 
@@ -14,28 +14,16 @@ router = APIRouter(prefix="/v1", tags=["recommend"])
 @router.get(
     "/recommend",
     summary="Recommendations for a shopper",
-    description="Top-k items for a known shopper (their purchases and cart). An unknown"
-    " shopper gets popular items (in `country` when given), never a 404.",
+    description="Top-k items for a shopper (their purchases and cart). An unknown shopper gets"
+    " popular items (in `country` when given), never a 404. The same parameters as POST, as"
+    " query parameters (lists repeat: `exclude=1&exclude=2`).",
+    response_model=RecommendResponse,
     responses=ERRORS,
 )
 async def recommend_get(
-    service: ServiceDep,
-    request_id: RequestIdDep,
-    user_id: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[\w.@:+-]+$")],
-    k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-    exclude_purchased: bool = False,
-    theme: Annotated[str | None, Query(max_length=100)] = None,
-    min_price: Annotated[float | None, Query(ge=0)] = None,
-    max_price: Annotated[float | None, Query(ge=0)] = None,
-    exclude: Annotated[list[int] | None, Query(max_length=500)] = None,
-    with_reasons: bool = False,
-) -> RecommendResponse:
-    request = RecommendRequest(
-        user_id=user_id, k=k, exclude_purchased=exclude_purchased, theme=theme,
-        min_price=min_price, max_price=max_price, exclude=exclude or [],
-        with_reasons=with_reasons,
-    )  # fmt: skip
-    return await service.recommend(request_id, request)
+    service: ServiceDep, request_id: RequestIdDep, query: Annotated[RecommendRequest, Query()]
+) -> Any:
+    return respond(await service.recommend(request_id, query))
 
 
 @router.post(
@@ -43,9 +31,10 @@ async def recommend_get(
     summary="Recommendations for a shopper and/or the current session",
     description="Like GET, plus the items of the current session (`item_ids`); without"
     " `user_id` an anonymous session is served from its items alone.",
+    response_model=RecommendResponse,
     responses=ERRORS,
 )
 async def recommend_post(
     service: ServiceDep, request_id: RequestIdDep, body: RecommendRequest
-) -> RecommendResponse:
-    return await service.recommend(request_id, body)
+) -> Any:
+    return respond(await service.recommend(request_id, body))

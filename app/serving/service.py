@@ -8,10 +8,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.cache import Cache, digest
+from app.cache import Cache, digest, served_from_cache
 from app.db.tables import item_pair
 from app.errors import InvalidRequest, NotFound
-from app.metrics import EVENTS, GENERATIONS
+from app.metrics import EVENTS, FALLBACKS, GENERATIONS
 from app.reasons import evidence
 from app.reasons.template import TemplateWriter, style_of
 from app.schemas import (
@@ -69,27 +69,24 @@ class Service:
     def now(self) -> datetime:
         return self.as_of or datetime.now(UTC)
 
-    async def recommend(self, request_id: str, req: RecommendRequest) -> RecommendResponse:
-        params = digest(req.model_dump(exclude={"user_id"}))
+    async def recommend(self, request_id: str, req: RecommendRequest) -> RecommendResponse | bytes:
+        """The response, or on a cache hit its stored JSON body as served (no re-validation)."""
         # Lists are cached per known shopper only: a session's items change with every view.
-        cacheable = req.user_id is not None and not req.item_ids
-        if cacheable:
-            assert req.user_id is not None
-            hit = await self.cache.get_list(req.user_id, params)
-            if hit is not None:
-                return RecommendResponse(**{**hit, "request_id": request_id, "cached": True})
-        key = f"{req.user_id}:{params}"
+        if req.user_id is None or req.item_ids:
+            return await self._recommend(request_id, req)
+        user = req.user_id
+        params = digest(req.model_dump(exclude={"user_id"}))
+        hit = await self.cache.get_answer("lists", user, params)
+        if hit is not None:
+            return served_from_cache(hit, request_id)
 
         async def compute() -> RecommendResponse:
             response = await self._recommend(request_id, req)
-            if cacheable:
-                assert req.user_id is not None
-                await self.cache.set_list(req.user_id, params, response.model_dump(mode="json"))
+            body = response.model_dump_json(exclude={"request_id", "cached"})
+            await self.cache.set_answer("lists", user, params, body.encode())
             return response
 
-        if not cacheable:
-            return await compute()
-        response = await self.cache.single_flight(key, compute)
+        response = await self.cache.single_flight(f"lists:{user}:{params}", compute)
         return response.model_copy(update={"request_id": request_id})
 
     async def _recommend(self, request_id: str, req: RecommendRequest) -> RecommendResponse:
@@ -110,6 +107,8 @@ class Service:
         ranking = await self.pool.run(
             self.recommender.rank, history, session, country, now, filters
         )
+        if ranking.source == "popular":
+            FALLBACKS.labels("popular_in_country").inc()
         items = [
             RecommendedItem(**as_item(r.item).model_dump(), score=r.score, rank=r.rank)
             for r in ranking.items
@@ -163,10 +162,15 @@ class Service:
         await self.cache.set_reason(user, item_id, self.writer.name, key, reason)
         return reason, facts, False
 
-    async def explain(self, request_id: str, user_id: str, item_id: int) -> ExplainResponse:
+    async def explain(self, request_id: str, user_id: str, item_id: int) -> ExplainResponse | bytes:
+        """The response, or on a cache hit its stored JSON body as served."""
         target = self.catalog.get(item_id)
         if target is None:
             raise NotFound(f"item {item_id} is not in the catalog")
+        field = str(item_id)
+        hit = await self.cache.get_answer("explain", user_id, field)
+        if hit is not None:
+            return served_from_cache(hit, request_id)
         async with self.engine.connect() as conn:
             shopper = await find_shopper(conn, user_id)
             history = (
@@ -175,10 +179,13 @@ class Service:
                 else History.empty()
             )
         reason, facts, cached = await self._reason(shopper, user_id, item_id, history)
-        return ExplainResponse(
+        response = ExplainResponse(
             request_id=request_id, user_id=user_id, item=as_item(target), reason=reason,
             evidence=facts, writer=self.writer.name, cached=cached, model_versions=self.versions,
         )  # fmt: skip
+        body = response.model_dump_json(exclude={"request_id", "cached"})
+        await self.cache.set_answer("explain", user_id, field, body.encode())
+        return response
 
     def item(self, item_id: int) -> Item:
         entry = self.catalog.get(item_id)

@@ -5,6 +5,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -305,7 +306,8 @@ async def test_events_with_unknown_items_store_nothing(
     [
         ("GET", "/v1/recommend?user_id=1&k=0", None),
         ("GET", "/v1/recommend?user_id=1&k=101", None),
-        ("GET", "/v1/recommend", None),
+        ("GET", "/v1/recommend?user_id=1&surprise=1", None),
+        ("GET", "/v1/recommend?user_id=1&exclude=abc", None),
         ("GET", "/v1/recommend?user_id=%27%3B%20DROP%20TABLE%20item%3B--", None),
         ("GET", "/v1/recommend?user_id=1&min_price=-1", None),
         ("POST", "/v1/recommend", {"k": 5, "surprise": True}),
@@ -399,3 +401,17 @@ async def test_overload_is_refused_at_once() -> None:
         await pool.run(slow)
     assert await first == sum(range(3_000_000))
     pool.close()
+
+
+async def test_without_a_model_the_api_is_not_ready(api_settings: Settings, tmp_path: Path) -> None:
+    app = create_app(api_settings.model_copy(update={"models_dir": tmp_path}))
+    async with client_for(app) as client:
+        ready = await client.get("/readyz")
+        listing = await client.get("/v1/recommend", params={"user_id": "17850"})
+        alive = await client.get("/healthz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["model"] == "not_loaded"
+    assert listing.status_code == 503
+    assert listing.headers["content-type"] == "application/problem+json"
+    assert "retry-after" in listing.headers
+    assert alive.status_code == 200

@@ -33,7 +33,10 @@ async def test_readyz_when_postgres_and_redis_answer(settings: Settings) -> None
     async with client_for(create_app(settings)) as client:
         response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}}
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"postgres": "ok", "redis": "ok", "model": "ok"},
+    }
 
 
 async def test_readyz_when_redis_is_down(settings: Settings) -> None:
@@ -43,7 +46,7 @@ async def test_readyz_when_redis_is_down(settings: Settings) -> None:
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert body["checks"] == {"postgres": "ok", "redis": "unreachable"}
+    assert body["checks"] == {"postgres": "ok", "redis": "unreachable", "model": "ok"}
     assert body["status"] == 503
     assert body["type"] == "urn:reasonrec:problem:not-ready"
     assert body["detail"] == "unreachable: redis"
@@ -54,7 +57,11 @@ async def test_readyz_when_postgres_is_down(settings: Settings) -> None:
     async with client_for(app) as client:
         response = await client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"postgres": "unreachable", "redis": "ok"}
+    assert response.json()["checks"] == {
+        "postgres": "unreachable",
+        "redis": "ok",
+        "model": "not_loaded",
+    }
 
 
 async def test_unknown_route_and_method_are_problems(settings: Settings) -> None:

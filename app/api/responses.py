@@ -1,6 +1,9 @@
-"""The error responses every /v1 route documents in OpenAPI (all problem+json)."""
+"""What /v1 routes answer: the documented error responses (all problem+json), and cached bodies."""
 
 from typing import Any
+
+from fastapi import Response
+from pydantic import BaseModel
 
 from app.errors import Problem
 
@@ -12,3 +15,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"model": Problem, "description": "Too many requests; see Retry-After."},
     503: {"model": Problem, "description": "Not ready or overloaded; see Retry-After."},
 }
+
+
+def respond(result: BaseModel | bytes) -> Response | Any:
+    """A cached body (already JSON, as served) goes out untouched; a model goes through FastAPI's
+    response_model serialisation as usual."""
+    if isinstance(result, bytes):
+        return Response(result, media_type="application/json")
+    return result
