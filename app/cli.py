@@ -129,13 +129,20 @@ def _print_summary(reports: list[FileReport]) -> None:
 
 
 @cli.command()
-def features() -> None:
+def features(
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing when every item has its features.")
+    ] = False,
+) -> None:
     """Recompute the derived feature tables (themes, price bands, co-purchase, popularity...)."""
     from app.features import (
         build_features,
     )  # torch and MiniLM load only for the commands using them
 
     with psycopg.connect(libpq_url(get_settings().database_url), autocommit=True) as conn:
+        if if_missing and _features_complete(conn):
+            console.print("features exist for every item; skipping")
+            return
         report = build_features(conn, progress=lambda step: console.print(f"features: {step}"))
     table = Table(title=f"features ({sum(report.step_seconds.values()):.0f} s)")
     table.add_column("table")
@@ -148,7 +155,7 @@ def features() -> None:
 def _features_complete(conn: psycopg.Connection) -> bool:
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM item) AND NOT EXISTS (SELECT 1 FROM item it"
-        " LEFT JOIN item_embedding e ON e.item_id = it.id WHERE e.item_id IS NULL)"
+        " LEFT JOIN item_feature f ON f.item_id = it.id WHERE f.item_id IS NULL)"
     ).fetchone()
     return bool(row and row[0])
 

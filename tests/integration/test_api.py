@@ -1,7 +1,10 @@
 """The /v1 API against real Postgres, Redis and a model trained on two months of real orders."""
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -415,3 +418,18 @@ async def test_without_a_model_the_api_is_not_ready(api_settings: Settings, tmp_
     assert listing.headers["content-type"] == "application/problem+json"
     assert "retry-after" in listing.headers
     assert alive.status_code == 200
+
+
+def test_make_run_skips_features_and_training_that_exist(tiny_world: TinyWorld) -> None:
+    """The second `make run` must not redo work: both steps say they skip."""
+    env = {
+        **os.environ, "RECS_DATABASE_URL": tiny_world.database_url,
+        "RECS_MODELS_DIR": str(tiny_world.models_dir),
+    }  # fmt: skip
+    for command in (["features", "--if-missing"], ["train", "--if-missing"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "app", *command], env=env, capture_output=True, text=True,
+            check=False, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "skipping" in done.stdout + done.stderr
