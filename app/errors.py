@@ -104,6 +104,11 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
         for error in exc.errors()
     ]
+    if any(error["type"] == "json_invalid" for error in errors):
+        # Not JSON at all: the body could not be read, which is a 400, not a field error.
+        return problem_response(
+            request, 400, "The body is not valid JSON.", "malformed-body", errors=errors
+        )
     return problem_response(
         request, 422, "The request is not valid.", "validation-error", errors=errors
     )

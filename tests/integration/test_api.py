@@ -433,3 +433,22 @@ def test_make_run_skips_features_and_training_that_exist(tiny_world: TinyWorld) 
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert "skipping" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"k": 5', "application/json"),
+        (b"\xff\xfe{}", "application/json"),
+        (b"k=5", "application/json"),
+    ],
+)
+async def test_malformed_json_is_a_400_problem(
+    client: httpx.AsyncClient, body: bytes, content_type: str
+) -> None:
+    response = await client.post(
+        "/v1/recommend", content=body, headers={"content-type": content_type}
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:reasonrec:problem:malformed-body"
