@@ -17,10 +17,11 @@ from app.db.engine import create_engine_for_service
 from app.reasons.template import TemplateWriter
 from app.serving.bundle import BundleError, latest_version, load_bundle
 from app.serving.catalog import load_catalog
-from app.serving.inference import InferencePool
+from app.serving.inference import Batcher, InferencePool
 from app.serving.recommender import Recommender
-from app.serving.retriever import Retriever
+from app.serving.retriever import Retriever, ScoreRequest
 from app.serving.service import Service
+from app.train.data import FloatArray
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,10 @@ async def load_service(
     await pool.run(retriever.score_session, catalog.indices(list(catalog.index_of)[:1]), None, 0)
     cache = Cache(redis, bundle.version, settings.list_cache_ttl_s, settings.reason_cache_ttl_s)
     logger.info("model %s loaded: %d items", bundle.version, len(catalog))
-    return Service(
-        bundle, catalog, recommender, engine, cache, pool, TemplateWriter(), settings.as_of
+    batcher: Batcher[ScoreRequest, FloatArray] = Batcher(
+        pool, lambda requests: list(retriever.score_requests(requests))
     )
+    return Service(
+        bundle, catalog, recommender, engine, cache, pool, batcher, TemplateWriter(),
+        settings.as_of,
+    )  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 from app.serving.catalog import Catalog, CatalogItem
-from app.serving.retriever import Retriever, top_k
+from app.serving.retriever import Retriever, ScoreRequest, top_k
 from app.serving.shoppers import History
 from app.train.data import FloatArray, IntArray
 from app.train.inputs import SEQUENCE_LENGTH
@@ -48,15 +48,35 @@ class Recommender:
         self, history: History, session: IntArray, country: str | None, now: int, filters: Filters
     ) -> Ranking:
         """`session`: bundle indices of items in the current session (with the cart, they count
-        as a basket being filled now, and are never recommended back)."""
-        current = np.unique(np.concatenate([history.cart, session]))
-        source: Source
+        as a basket being filled now, and are never recommended back). Runs the model here;
+        the service batches concurrent requests instead (model_input, then select)."""
+        request = self.model_input(history, session, country, now)
+        if request is None:
+            return self.select(
+                self.retriever.popular_in_country(country), history, session, filters
+            )
+        scores = self.retriever.score_requests([request])[0]
+        return self.select(scores, history, session, filters)
+
+    def model_input(
+        self, history: History, session: IntArray, country: str | None, now: int
+    ) -> ScoreRequest | None:
+        """What the model scores for this shopper; None when nothing is known of them."""
+        current = self._current(history, session)
         if len(history.items) + len(current) == 0:
-            scores = self.retriever.popular_in_country(country)
-            source = "popular"
-        else:
-            scores = self._scores(history, current, country, now)
-            source = "history" if len(history.items) else "session"
+            return None
+        items, item_times, basket_times = self._history(history, current, now, drop=None)
+        return ScoreRequest(items, item_times, basket_times, country, now)
+
+    def select(
+        self, scores: FloatArray, history: History, session: IntArray, filters: Filters
+    ) -> Ranking:
+        """Filters, exclusions and the top k of the scores (model, or popularity when nothing
+        is known of the shopper)."""
+        current = self._current(history, session)
+        source: Source = (
+            "history" if len(history.items) else "session" if len(current) else "popular"
+        )
         allowed = self.catalog.allowed(filters.theme, filters.min_price, filters.max_price)
         excluded = [np.flatnonzero(~allowed), current, self.catalog.indices(filters.exclude)]
         if filters.exclude_purchased:
@@ -69,6 +89,10 @@ class Recommender:
             ],
             source,
         )
+
+    @staticmethod
+    def _current(history: History, session: IntArray) -> IntArray:
+        return np.unique(np.concatenate([history.cart, session]))
 
     def similar(self, index: int, k: int) -> list[tuple[CatalogItem, float]]:
         """Items closest to one item: cosine of the item vectors."""
@@ -90,7 +114,7 @@ class Recommender:
         """The past items that drive `target`'s score: each distinct item of the recent history
         is removed (every occurrence) and the target re-scored; the contribution is the score
         drop. Best first, positive contributions only."""
-        current = np.unique(np.concatenate([history.cart, session]))
+        current = self._current(history, session)
         items = np.concatenate([history.items, current])
         recent = items[-SEQUENCE_LENGTH:]
         candidates = np.asarray(list(dict.fromkeys(recent[::-1].tolist())), dtype=np.int64)
@@ -98,18 +122,13 @@ class Recommender:
             return []
         variants = [self._history(history, current, now, drop=None)]
         variants += [self._history(history, current, now, drop=int(c)) for c in candidates]
-        scores = self.retriever.score_histories(variants, country, now)[:, target]
+        requests = [ScoreRequest(*variant, country, now) for variant in variants]
+        scores = self.retriever.score_requests(requests)[:, target]
         drops = scores[0] - scores[1:]
         order = np.argsort(-drops, kind="stable")[:top]
         return [
             (self.catalog.at(int(candidates[i])), float(drops[i])) for i in order if drops[i] > 0
         ]
-
-    def _scores(
-        self, history: History, current: IntArray, country: str | None, now: int
-    ) -> FloatArray:
-        items, item_times, basket_times = self._history(history, current, now, drop=None)
-        return self.retriever.score_history(items, item_times, basket_times, country, now)
 
     @staticmethod
     def _history(

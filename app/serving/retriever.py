@@ -5,6 +5,9 @@ Three paths, from most to least known about the shopper:
 - nothing at all: popular in the shopper's country (everyone's, when the country is unknown).
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -12,6 +15,18 @@ from app.serving.bundle import Bundle
 from app.train.data import FloatArray, IntArray
 from app.train.fit import score_all
 from app.train.inputs import shopper_row, stack
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """One shopper as the model scores them: purchases in time order (bundle indices), each
+    item's basket time, one time per basket, country and the time to score at."""
+
+    items: IntArray
+    item_times: IntArray
+    basket_times: IntArray
+    country: str | None
+    now: int
 
 
 class Retriever:
@@ -34,19 +49,17 @@ class Retriever:
         """Scores of every item for a shopper whose past purchases (item indices in time order,
         each with its basket's time; basket_times one per basket) are given, as of `now`.
         Items in the current session count as a basket at `now`."""
-        scores = self.score_histories([(items, item_times, basket_times)], country, now)
+        scores = self.score_requests([ScoreRequest(items, item_times, basket_times, country, now)])
         return np.asarray(scores[0], dtype=np.float32)
 
-    def score_histories(
-        self, histories: list[tuple[IntArray, IntArray, IntArray]], country: str | None, now: int
-    ) -> FloatArray:
-        """(len(histories), n_items): several variants of one shopper, in one batch."""
+    def score_requests(self, requests: Sequence["ScoreRequest"]) -> FloatArray:
+        """(len(requests), n_items): many shoppers (or variants of one) in one forward pass."""
         rows = [
             shopper_row(
-                items, item_times, basket_times, self.country_of(country), now,
+                r.items, r.item_times, r.basket_times, self.country_of(r.country), r.now,
                 self.bundle.n_items,
             )
-            for items, item_times, basket_times in histories
+            for r in requests
         ]  # fmt: skip
         with torch.inference_mode():
             scores = score_all(self.bundle.model, self.bundle.item_vectors, stack(rows))

@@ -29,8 +29,9 @@ from app.schemas import (
 )
 from app.serving.bundle import Bundle
 from app.serving.catalog import Catalog, CatalogItem
-from app.serving.inference import InferencePool
+from app.serving.inference import Batcher, InferencePool
 from app.serving.recommender import Filters, Recommender
+from app.serving.retriever import ScoreRequest
 from app.serving.shoppers import (
     History,
     NewEvent,
@@ -40,6 +41,7 @@ from app.serving.shoppers import (
     record_events,
     unknown_items,
 )
+from app.train.data import FloatArray
 
 SIMILAR_CO_PURCHASE_WEIGHT = 0.5  # similar items: cosine + this x co-purchase confidence
 
@@ -59,6 +61,7 @@ class Service:
     engine: AsyncEngine
     cache: Cache
     pool: InferencePool
+    batcher: Batcher[ScoreRequest, FloatArray]
     writer: TemplateWriter
     as_of: datetime | None
 
@@ -104,9 +107,12 @@ class Service:
         )  # fmt: skip
         session = self.catalog.indices(req.item_ids)
         now = int(self.now().timestamp())
-        ranking = await self.pool.run(
-            self.recommender.rank, history, session, country, now, filters
-        )
+        request = self.recommender.model_input(history, session, country, now)
+        if request is None:
+            scores = self.recommender.retriever.popular_in_country(country)
+        else:
+            scores = await self.batcher.submit(request)
+        ranking = self.recommender.select(scores, history, session, filters)
         if ranking.source == "popular":
             FALLBACKS.labels("popular_in_country").inc()
         items = [

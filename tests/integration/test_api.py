@@ -18,9 +18,7 @@ from redis.asyncio import Redis
 
 from app.config import Settings
 from app.db.engine import libpq_url
-from app.errors import Overloaded
 from app.main import create_app
-from app.serving.inference import InferencePool
 from app.serving.service import Service
 from tests.conftest import REDIS_URL, TinyWorld
 from tests.integration.test_health import DEAD_REDIS, client_for
@@ -390,20 +388,6 @@ async def test_concurrent_identical_misses_compute_once(
     assert computed == 1
     assert len({b["request_id"] for b in bodies}) == 8
     assert all(b["items"] == bodies[0]["items"] for b in bodies)
-
-
-async def test_overload_is_refused_at_once() -> None:
-    pool = InferencePool(workers=1, capacity=1)
-
-    def slow() -> int:
-        return sum(range(3_000_000))
-
-    first = asyncio.create_task(pool.run(slow))
-    await asyncio.sleep(0)
-    with pytest.raises(Overloaded):
-        await pool.run(slow)
-    assert await first == sum(range(3_000_000))
-    pool.close()
 
 
 async def test_without_a_model_the_api_is_not_ready(api_settings: Settings, tmp_path: Path) -> None:
