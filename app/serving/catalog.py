@@ -52,6 +52,9 @@ class Catalog:
             dtype=np.float64,
         )
         self.theme = [None if e is None else e.theme for e in self.items]
+        # Database id -> bundle index (-1: not in the bundle), for whole histories at once.
+        self._index_by_id = np.full(max(self.index_of, default=0) + 1, -1, dtype=np.int64)
+        self._index_by_id[list(self.index_of)] = list(self.index_of.values())
         self.missing: IntArray = np.asarray(
             [n for n, e in enumerate(self.items) if e is None], dtype=np.int64
         )
@@ -68,6 +71,13 @@ class Catalog:
         if entry is None:
             raise KeyError(index)
         return entry
+
+    def index_array(self, item_ids: IntArray) -> IntArray:
+        """Bundle indices of database ids, -1 where the item is not in the bundle."""
+        inside = (item_ids >= 0) & (item_ids < len(self._index_by_id))
+        out = np.full(len(item_ids), -1, dtype=np.int64)
+        out[inside] = self._index_by_id[item_ids[inside]]
+        return out
 
     def indices(self, item_ids: Iterable[int]) -> IntArray:
         """Bundle indices of the known ids (unknown ids are skipped)."""

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -54,30 +54,43 @@ async def find_shopper(conn: AsyncConnection, external_id: str) -> Shopper | Non
     return None if row is None else Shopper(row.id, external_id, row.country)
 
 
+# The shopper's last purchase lines in time order, as arrays: one round trip, no per-row
+# objects. A basket is one order (events without an order id: one UTC day); `starts` marks the
+# first line of each basket.
+HISTORY_SQL = text(
+    """
+    WITH recent AS (
+        SELECT item_id, occurred_at, id,
+               coalesce(order_id, 'day:' || floor(extract(epoch FROM occurred_at) / 86400))
+                   AS basket
+        FROM interaction
+        WHERE user_id = :user_id AND event_type = 'purchase'
+        ORDER BY occurred_at DESC, id DESC
+        LIMIT :limit
+    ), marked AS (
+        SELECT item_id, extract(epoch FROM occurred_at)::bigint AS at, occurred_at, id,
+               basket IS DISTINCT FROM lag(basket) OVER (ORDER BY occurred_at, id) AS starts
+        FROM recent
+    )
+    SELECT coalesce(array_agg(item_id ORDER BY occurred_at, id), '{}'),
+           coalesce(array_agg(at ORDER BY occurred_at, id), '{}'),
+           coalesce(array_agg(starts ORDER BY occurred_at, id), '{}'),
+           max(occurred_at)
+    FROM marked
+    """
+)
+
+
 async def load_history(conn: AsyncConnection, user_id: int, catalog: Catalog) -> History:
-    newest_first = (
-        await conn.execute(
-            select(interaction.c.item_id, interaction.c.occurred_at, interaction.c.order_id)
-            .where(interaction.c.user_id == user_id, interaction.c.event_type == "purchase")
-            .order_by(interaction.c.occurred_at.desc(), interaction.c.id.desc())
-            .limit(HISTORY_LIMIT)
-        )
-    ).all()
-    purchases = list(reversed(newest_first))
-    items, item_times, basket_times = [], [], []
-    last_basket: object = None
-    for row in purchases:
-        when = int(row.occurred_at.timestamp())
-        # A basket is one order; events without an order id are grouped by their day.
-        basket = row.order_id or when // 86_400
-        if basket != last_basket:
-            basket_times.append(when)
-            last_basket = basket
-        index = catalog.index_of.get(row.item_id)
-        if index is not None:
-            items.append(index)
-            item_times.append(basket_times[-1])
-    since = purchases[-1].occurred_at if purchases else None
+    row = (await conn.execute(HISTORY_SQL, {"user_id": user_id, "limit": HISTORY_LIMIT})).one()
+    item_ids = np.asarray(row[0], dtype=np.int64)
+    times = np.asarray(row[1], dtype=np.int64)
+    starts = np.asarray(row[2], dtype=bool)
+    basket_times = times[starts]
+    item_times = basket_times[np.cumsum(starts) - 1] if len(times) else times
+    items = catalog.index_array(item_ids)
+    known = items >= 0
+    since = row[3]
     cart_query = (
         select(interaction.c.item_id)
         .where(interaction.c.user_id == user_id, interaction.c.event_type == "add_to_cart")
@@ -88,10 +101,7 @@ async def load_history(conn: AsyncConnection, user_id: int, catalog: Catalog) ->
         cart_query = cart_query.where(interaction.c.occurred_at > since)
     cart_ids = (await conn.execute(cart_query)).scalars().all()
     return History(
-        np.asarray(items, dtype=np.int64),
-        np.asarray(item_times, dtype=np.int64),
-        np.asarray(basket_times, dtype=np.int64),
-        catalog.indices(reversed(cart_ids)),
+        items[known], item_times[known], basket_times, catalog.indices(reversed(cart_ids))
     )
 
 
