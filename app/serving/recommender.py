@@ -1,6 +1,7 @@
-"""Rank the catalog for one request: the model path for shoppers with a history or session items,
-popular-in-country for shoppers with nothing, then filters and exclusions. Runs in the
-inference pool (it calls torch)."""
+"""Rank the catalog for one request: what the model scores for a shopper with a history or
+session items (model_input; the service batches these), then filters, exclusions and the top k
+(select); popular-in-country for shoppers with nothing. Anchors: the past items that drive a
+score (runs torch: call it in the inference pool)."""
 
 from dataclasses import dataclass
 from typing import Literal
@@ -44,24 +45,12 @@ class Recommender:
         self.retriever = retriever
         self.catalog = catalog
 
-    def rank(
-        self, history: History, session: IntArray, country: str | None, now: int, filters: Filters
-    ) -> Ranking:
-        """`session`: bundle indices of items in the current session (with the cart, they count
-        as a basket being filled now, and are never recommended back). Runs the model here;
-        the service batches concurrent requests instead (model_input, then select)."""
-        request = self.model_input(history, session, country, now)
-        if request is None:
-            return self.select(
-                self.retriever.popular_in_country(country), history, session, filters
-            )
-        scores = self.retriever.score_requests([request])[0]
-        return self.select(scores, history, session, filters)
-
     def model_input(
         self, history: History, session: IntArray, country: str | None, now: int
     ) -> ScoreRequest | None:
-        """What the model scores for this shopper; None when nothing is known of them."""
+        """What the model scores for this shopper; None when nothing is known of them.
+        `session`: bundle indices of items in the current session (with the cart, they count
+        as a basket being filled now, and are never recommended back)."""
         current = self._current(history, session)
         if len(history.items) + len(current) == 0:
             return None

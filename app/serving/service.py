@@ -120,22 +120,14 @@ class Service:
             for r in ranking.items
         ]
         if req.with_reasons and req.user_id:
-            items = [
-                item.model_copy(
-                    update=await self._reason_fields(shopper, req.user_id, item, history)
+            for item in items:
+                item.reason, item.evidence, _ = await self._reason(
+                    shopper, req.user_id, item.item_id, history
                 )
-                for item in items
-            ]
         return RecommendResponse(
             request_id=request_id, user_id=req.user_id, source=ranking.source, items=items,
             cached=False, model_versions=self.versions,
         )  # fmt: skip
-
-    async def _reason_fields(
-        self, shopper: Shopper | None, user: str, item: RecommendedItem, history: History
-    ) -> dict[str, object]:
-        reason, facts, _ = await self._reason(shopper, user, item.item_id, history)
-        return {"reason": reason, "evidence": facts}
 
     async def _reason(
         self, shopper: Shopper | None, user: str, item_id: int, history: History

@@ -105,6 +105,30 @@ def train_user_items(split: Split) -> sp.csr_matrix:
     return count_matrix(split.snapshot.basket_user[baskets], items, shape)
 
 
+class GridTuned(ABC):
+    """A peer with a small hyper-parameter grid: one model per grid point, and the best on the
+    validation shoppers is kept (`tune`)."""
+
+    name: str
+    GRID: Sequence[Params]
+
+    def __init__(self, seed: int = 0, grid: Sequence[Params] | None = None) -> None:
+        self.seed = seed
+        self.grid = self.GRID if grid is None else grid
+        self.params: Params = {}
+        self.scorer: Scorer | None = None
+
+    @abstractmethod
+    def fitter(self, split: Split) -> Callable[[Params], Scorer]:
+        """Prepare what every grid point shares; return the fit of one grid point."""
+
+    def fit(self, split: Split) -> None:
+        self.params, self.scorer = tune(split, self.grid, self.fitter(split), self.name)
+
+    def score(self, users: EvalSet) -> FloatArray:
+        return fitted(self.scorer)(users)
+
+
 class MostPopular:
     """Items by the number of training baskets holding them; the same list for everyone."""
 
@@ -121,7 +145,7 @@ class MostPopular:
         return np.tile(fitted(self.popularity), (len(users), 1))
 
 
-class PopularInCountry:
+class PopularInCountry(GridTuned):
     """Popularity among the shoppers of the shopper's country, smoothed towards the global one.
 
     score = training baskets of the country holding the item + m x the share of all training
@@ -132,12 +156,7 @@ class PopularInCountry:
     name = "PopularInCountry"
     GRID: Sequence[Params] = tuple({"pseudo_baskets": m} for m in (1.0, 10.0, 100.0))
 
-    def __init__(self, grid: Sequence[Params] = GRID) -> None:
-        self.grid = grid
-        self.params: Params = {}
-        self.scorer: Scorer | None = None
-
-    def fit(self, split: Split) -> None:
+    def fitter(self, split: Split) -> Callable[[Params], Scorer]:
         snapshot = split.snapshot
         baskets, items = train_tokens(split)
         country = snapshot.user_country[snapshot.basket_user[baskets]]
@@ -151,10 +170,7 @@ class PopularInCountry:
             table = (counts + float(params["pseudo_baskets"]) * share).astype(np.float32)
             return lambda users: table[snapshot.user_country[users.users]]
 
-        self.params, self.scorer = tune(split, self.grid, fit_one, self.name)
-
-    def score(self, users: EvalSet) -> FloatArray:
-        return fitted(self.scorer)(users)
+        return fit_one
 
 
 class Repeat:
@@ -209,7 +225,7 @@ def cosine_similarity(matrix: sp.csr_matrix, neighbours: int | None) -> FloatArr
 KNN_NEIGHBOURS: tuple[int | str, ...] = (20, 100, "all")
 
 
-class ItemKNN:
+class ItemKNN(GridTuned):
     """Item-based collaborative filtering on co-purchases: an item scores the sum of its cosine
     similarities to the items the shopper bought. Whether the co-purchase matrix has baskets or
     shoppers as rows, and the neighbourhood size, are picked on validation."""
@@ -220,12 +236,7 @@ class ItemKNN:
         for rows, k in itertools.product(("basket", "shopper"), KNN_NEIGHBOURS)
     )
 
-    def __init__(self, grid: Sequence[Params] = GRID) -> None:
-        self.grid = grid
-        self.params: Params = {}
-        self.scorer: Scorer | None = None
-
-    def fit(self, split: Split) -> None:
+    def fitter(self, split: Split) -> Callable[[Params], Scorer]:
         snapshot = split.snapshot
         baskets, items = train_tokens(split)
         basket_rows = np.searchsorted(split.train_baskets, baskets)
@@ -247,13 +258,10 @@ class ItemKNN:
 
             return scorer
 
-        self.params, self.scorer = tune(split, self.grid, fit_one, self.name)
-
-    def score(self, users: EvalSet) -> FloatArray:
-        return fitted(self.scorer)(users)
+        return fit_one
 
 
-class ALS:
+class ALS(GridTuned):
     """Implicit-feedback matrix factorisation (Hu, Koren & Volinsky 2008) from `implicit`, with
     the shopper x item count of training baskets as confidence. An evaluated shopper is folded
     in by the closed-form least-squares step on their history row."""
@@ -264,13 +272,7 @@ class ALS:
         for f, r, i in itertools.product((128, 256), (10.0, 30.0), (15, 30))
     )
 
-    def __init__(self, seed: int, grid: Sequence[Params] = GRID) -> None:
-        self.seed = seed
-        self.grid = grid
-        self.params: Params = {}
-        self.scorer: Scorer | None = None
-
-    def fit(self, split: Split) -> None:
+    def fitter(self, split: Split) -> Callable[[Params], Scorer]:
         snapshot = split.snapshot
         user_items = train_user_items(split)
 
@@ -293,13 +295,10 @@ class ALS:
 
             return scorer
 
-        self.params, self.scorer = tune(split, self.grid, fit_one, self.name)
-
-    def score(self, users: EvalSet) -> FloatArray:
-        return fitted(self.scorer)(users)
+        return fit_one
 
 
-class BPR:
+class BPR(GridTuned):
     """Bayesian Personalised Ranking (Rendle et al. 2009) from `implicit` on the shopper x item
     matrix of training baskets, on one thread so that its SGD is reproducible. implicit cannot
     fold a shopper into BPR; an evaluated shopper's history is exactly their training baskets,
@@ -311,13 +310,7 @@ class BPR:
         for f, r in itertools.product((128, 256), (0.0, 0.001))
     )
 
-    def __init__(self, seed: int, grid: Sequence[Params] = GRID) -> None:
-        self.seed = seed
-        self.grid = grid
-        self.params: Params = {}
-        self.scorer: Scorer | None = None
-
-    def fit(self, split: Split) -> None:
+    def fitter(self, split: Split) -> Callable[[Params], Scorer]:
         user_items = train_user_items(split)
 
         def fit_one(params: Params) -> Scorer:
@@ -337,10 +330,7 @@ class BPR:
 
             return scorer
 
-        self.params, self.scorer = tune(split, self.grid, fit_one, self.name)
-
-    def score(self, users: EvalSet) -> FloatArray:
-        return fitted(self.scorer)(users)
+        return fit_one
 
 
 class SequenceNet(nn.Module):
