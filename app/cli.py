@@ -1,6 +1,10 @@
 """`python -m app <command>`: the jobs around the service (migrate, ingest, serve)."""
 
+import json
 import logging
+import os
+import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,8 +19,10 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -235,6 +241,106 @@ def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
     return table
 
 
+# Progress of a counted job: what, bar, done/total, elapsed, left.
+_BAR = (
+    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    TimeElapsedColumn(), TimeRemainingColumn(),
+)  # fmt: skip
+
+
+@cli.command("train-reasons")
+def train_reasons(
+    shoppers: Annotated[int, typer.Option(min=1, help="Training shoppers (not held out).")] = 800,
+    per_shopper: Annotated[int, typer.Option(min=1, help="Top items per shopper.")] = 3,
+    epochs: Annotated[int, typer.Option(min=1)] = 1,
+    seed: Annotated[int, typer.Option()] = 0,
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Only prepare the base model if an adapter exists.")
+    ] = False,
+) -> None:
+    """Fine-tune the reason LM with LoRA on evidence -> reason pairs from real shoppers."""
+    import asyncio
+
+    from app.reasons.finetune import LoraSettings, build_pairs, fine_tune
+    from app.reasons.local_lm import resolve_adapter, resolve_model
+
+    settings = get_settings()
+    resolve_model(settings.reason_model, settings.models_dir)  # converts the base model once
+    existing = resolve_adapter("latest", settings.models_dir)
+    if if_missing and existing is not None:
+        console.print(f"reason adapter {existing} exists; skipping")
+        return
+    with Progress(*_BAR, console=console) as bar:
+        task = bar.add_task("evidence for shoppers", total=shoppers)
+        pairs = asyncio.run(
+            build_pairs(
+                settings, shoppers, per_shopper, held_out=False, seed=seed,
+                progress=lambda n: bar.advance(task, n),
+            )
+        )  # fmt: skip
+    console.print(f"{len(pairs)} pairs, e.g.\n{pairs[0].prompt}\n-> {pairs[0].target}")
+    lora = LoraSettings(epochs=epochs, seed=seed)
+    with Progress(*_BAR, console=console) as bar:
+        task = bar.add_task("LoRA steps", total=None)
+
+        def on_step(step: int, steps: int, loss: float) -> None:
+            bar.update(task, completed=step, total=steps, description=f"LoRA loss {loss:.3f}")
+
+        path = fine_tune(settings, pairs, lora, on_step)
+    manifest = json.loads((path / "manifest.json").read_text())
+    console.print(
+        f"saved {path} after {manifest['steps']} steps in {manifest['train_seconds'] / 60:.1f} min"
+        f" (loss {manifest['loss']['first_10_mean']} -> {manifest['loss']['last_10_mean']})"
+    )
+
+
+@cli.command()
+def warm(
+    shoppers: Annotated[
+        int, typer.Option(min=1, help="How many of the most active shoppers.")
+    ] = 300,
+    k: Annotated[int, typer.Option(min=1, max=100, help="Items (and reasons) per shopper.")] = 10,
+) -> None:
+    """Pre-generate the most active shoppers' top-k lists and reasons into Redis."""
+    import asyncio
+    import time
+
+    from app.lifespan import offline_service
+    from app.schemas import RecommendRequest
+
+    settings = get_settings()
+    with psycopg.connect(libpq_url(settings.database_url)) as conn:
+        users = [
+            row[0]
+            for row in conn.execute(
+                "SELECT u.external_id FROM user_feature f JOIN app_user u ON u.id = f.user_id"
+                " ORDER BY f.baskets DESC, u.external_id LIMIT %s",
+                (shoppers,),
+            )
+        ]
+
+    async def run() -> Counter[str]:
+        writers: Counter[str] = Counter()
+        async with offline_service(settings) as service:
+            with Progress(*_BAR, console=console) as bar:
+                task = bar.add_task("warming reasons", total=len(users))
+                for user in users:
+                    request = RecommendRequest(user_id=user, k=k, with_reasons=True)
+                    response = await service.recommend("warm", request)
+                    if not isinstance(response, bytes):  # bytes: this list was cached already
+                        writers.update(item.reason_writer or "" for item in response.items)
+                    bar.advance(task)
+        return writers
+
+    started = time.perf_counter()
+    writers = asyncio.run(run())
+    written = ", ".join(f"{n} by {name}" for name, n in writers.most_common()) or "none new"
+    console.print(
+        f"warmed {len(users)} shoppers x {k} in {time.perf_counter() - started:.0f} s;"
+        f" reasons written: {written}"
+    )
+
+
 @cli.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default RECS_HOST).")] = None,
@@ -245,15 +351,20 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level,
-        log_config=None,
-        access_log=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="reasonrec-metrics-") as metrics_dir:
+        if settings.workers > 1:
+            # Each worker counts in its own files here; /metrics adds them all up.
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            log_config=None,
+            access_log=False,
+        )
 
 
 def main() -> None:

@@ -1,20 +1,25 @@
 """Open the service's connections and load the model at startup; close them at shutdown."""
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import torch
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cache import Cache
 from app.config import Settings
 from app.db.engine import create_engine_for_service
-from app.reasons.template import TemplateWriter
+from app.db.tables import app_user, item_popularity
+from app.reasons.guard import Vocabulary
+from app.reasons.writers import Generator, LMWriter, ReasonWriter, TemplateWriter
 from app.serving.bundle import BundleError, latest_version, load_bundle
 from app.serving.catalog import load_catalog
 from app.serving.inference import Batcher, InferencePool
@@ -37,10 +42,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # One torch thread per inference worker: the calls are small, and the workers run in parallel.
     torch.set_num_threads(1)
     pool = InferencePool(settings.inference_workers, settings.inference_queue)
+    # The reason LM gets its own thread: a generation (up to seconds on CPU) never holds up
+    # the ranker. One batch runs at a time; a few more may wait.
+    lm_pool = InferencePool(1, 4)
     app.state.engine = engine
     app.state.redis = redis
     app.state.service = None
-    app.state.load_service = lambda: load_service(settings, engine, redis, pool)
+    app.state.invalidations = None
+    app.state.load_service = lambda: load_service(settings, engine, redis, pool, lm_pool)
     await ensure_service(app)
     # Everything loaded so far lives as long as the process: keep it out of the garbage
     # collector's full passes, which otherwise stall the event loop for ~100 ms now and then.
@@ -49,7 +58,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if app.state.invalidations is not None:
+            app.state.invalidations.cancel()
+            await asyncio.wait([app.state.invalidations], timeout=1)
         pool.close()
+        lm_pool.close()
+        await redis.aclose()
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def offline_service(settings: Settings) -> AsyncIterator[Service]:
+    """The service outside a server (reason training, cache warming, benchmarks)."""
+    engine = create_engine_for_service(settings.database_url)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    pool, lm_pool = InferencePool(1, 1_000), InferencePool(1, 1_000)
+    try:
+        yield await load_service(settings, engine, redis, pool, lm_pool)
+    finally:
+        pool.close()
+        lm_pool.close()
         await redis.aclose()
         await engine.dispose()
 
@@ -62,6 +90,9 @@ async def ensure_service(app: FastAPI) -> bool:
         return True
     try:
         app.state.service = await app.state.load_service()
+        app.state.invalidations = asyncio.create_task(
+            app.state.service.cache.follow_invalidations()
+        )
     except (BundleError, OSError) as error:
         logger.error("no model loaded, recommendations unavailable: %s", error)
     except SQLAlchemyError as error:
@@ -70,22 +101,70 @@ async def ensure_service(app: FastAPI) -> bool:
 
 
 async def load_service(
-    settings: Settings, engine: AsyncEngine, redis: Redis, pool: InferencePool
-) -> Service:
+    settings: Settings, engine: AsyncEngine, redis: Redis, pool: InferencePool,
+    lm_pool: InferencePool,
+) -> Service:  # fmt: skip
     bundle = load_bundle(latest_version(settings.models_dir / "two_tower"))
     async with engine.connect() as conn:
         catalog = await load_catalog(conn, bundle.item_skus)
+        countries = await conn.execute(
+            select(app_user.c.country).union(select(item_popularity.c.country))
+        )
+        vocabulary = Vocabulary.of(
+            {c for (c,) in countries if c},
+            {e.theme for e in catalog.items if e is not None and e.theme},
+            [e.title for e in catalog.items if e is not None],
+        )
     retriever = Retriever(bundle)
     recommender = Recommender(retriever, catalog)
     # Warm up: the first torch call pays for lazy initialisation; no request should.
     retriever.popular_in_country(None)
     await pool.run(retriever.score_session, catalog.indices(list(catalog.index_of)[:1]), None, 0)
-    cache = Cache(redis, bundle.version, settings.list_cache_ttl_s, settings.reason_cache_ttl_s)
+    cache = Cache(
+        redis, bundle.version, settings.list_cache_ttl_s, settings.reason_cache_ttl_s,
+        settings.near_cache_ttl_s,
+    )  # fmt: skip
     logger.info("model %s loaded: %d items", bundle.version, len(catalog))
     batcher: Batcher[ScoreRequest, FloatArray] = Batcher(
         pool, lambda requests: list(retriever.score_requests(requests))
     )
+    writer = await asyncio.to_thread(load_writer, settings, vocabulary, lm_pool)
     return Service(
-        bundle, catalog, recommender, engine, cache, pool, batcher, TemplateWriter(),
+        bundle, catalog, recommender, engine, cache, pool, batcher, writer, vocabulary,
         settings.as_of,
     )  # fmt: skip
+
+
+def load_writer(settings: Settings, vocabulary: Vocabulary, lm_pool: InferencePool) -> ReasonWriter:
+    """The configured reason writer. A language model that cannot be loaded is logged and
+    replaced by the template writer: reasons stay available, and true."""
+    if settings.reason_writer == "template":
+        return TemplateWriter()
+    if settings.reason_writer == "openai":
+        from app.reasons.openai_lm import OpenAIGenerator
+
+        key = settings.reason_openai_api_key
+        client = httpx.AsyncClient(
+            base_url=settings.reason_openai_url.rstrip("/") + "/",
+            headers={"Authorization": f"Bearer {key.get_secret_value()}"} if key else {},
+            timeout=settings.reason_timeout_s,
+        )
+        remote: Generator = OpenAIGenerator(
+            client, settings.reason_openai_model, settings.reason_max_new_tokens
+        )
+        return LMWriter(remote, vocabulary, settings.reason_timeout_s)
+    try:
+        from app.reasons import local_lm
+
+        model, tokenizer, name = local_lm.load_lm(
+            local_lm.resolve_model(settings.reason_model, settings.models_dir),
+            local_lm.resolve_adapter(settings.reason_adapter, settings.models_dir),
+        )
+    except (local_lm.LMError, OSError, ValueError) as error:
+        logger.error("reason LM not loaded, writing template reasons: %s", error)
+        return TemplateWriter()
+    generator = local_lm.TransformersGenerator(
+        model, tokenizer, name, lm_pool, settings.reason_max_new_tokens,
+        max_time_s=settings.reason_timeout_s,
+    )  # fmt: skip
+    return LMWriter(generator, vocabulary, settings.reason_timeout_s)

@@ -68,6 +68,9 @@ class RecommendedItem(Item):
     score: float
     rank: int
     reason: str | None = None
+    reason_writer: str | None = Field(
+        None, description="Who wrote the reason: the configured writer, or template as fallback."
+    )
     evidence: list[Fact] | None = None
 
 

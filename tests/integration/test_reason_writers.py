@@ -1,0 +1,161 @@
+"""The LM reason writers for real: the `openai` writer against a small local server that speaks
+the chat-completions protocol (over HTTP, through the whole API), and the fine-tuned local LM."""
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from redis.asyncio import Redis
+
+from app.config import PROJECT_ROOT, Settings
+from app.main import create_app
+from tests.conftest import REDIS_URL, TinyWorld
+from tests.integration.test_api import AS_OF, shoppers_by_baskets
+from tests.integration.test_health import client_for
+
+SERVED = "Picked for you after your [ITEM1]."
+
+
+class CompletionServer:
+    """An OpenAI-compatible chat-completions server with scripted answers."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.answer = SERVED
+        self.status = 200
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def complete(request: Request) -> Any:
+            body = await request.json()
+            self.requests.append(body)
+            self.headers.append(dict(request.headers))
+            if self.status != 200:
+                return _error(self.status)
+            prompt = body["messages"][-1]["content"]
+            text = self.answer if "[ITEM1]" in prompt else "Popular with shoppers right now."
+            return {
+                "id": "cmpl-1", "object": "chat.completion", "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": text}}],
+            }  # fmt: skip
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+def _error(status: int) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": {"message": "overloaded"}}, status_code=status)
+
+
+@pytest.fixture(scope="module")
+def completions() -> Iterator[CompletionServer]:
+    server = CompletionServer()
+    thread = threading.Thread(target=server.server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield server
+    server.server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def openai_settings(tiny_world: TinyWorld, completions: CompletionServer) -> Settings:
+    completions.requests.clear()
+    completions.status, completions.answer = 200, SERVED
+    return Settings(
+        env="test", database_url=tiny_world.database_url, redis_url=REDIS_URL,
+        models_dir=tiny_world.models_dir, as_of=AS_OF, reason_writer="openai",
+        reason_openai_url=completions.url, reason_openai_model="test-model",
+        reason_openai_api_key="s3cret",
+    )  # fmt: skip
+
+
+async def explain_top(settings: Settings, world: TinyWorld) -> dict[str, Any]:
+    redis = Redis.from_url(REDIS_URL)
+    await redis.flushdb()
+    await redis.aclose()
+    user = shoppers_by_baskets(world, 1)[0]
+    async with client_for(create_app(settings)) as client:
+        listing = await client.get("/v1/recommend", params={"user_id": user, "k": 3})
+        item = listing.json()["items"][0]["item_id"]
+        response = await client.get("/v1/explain", params={"user_id": user, "item_id": item})
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_openai_writer_serves_guarded_reasons_through_the_api(
+    openai_settings: Settings, tiny_world: TinyWorld, completions: CompletionServer
+) -> None:
+    body = await explain_top(openai_settings, tiny_world)
+    sent = completions.requests[-1]
+    assert sent["model"] == "test-model"
+    assert sent["temperature"] == 0
+    assert sent["messages"][0]["role"] == "system"
+    assert completions.headers[-1]["authorization"] == "Bearer s3cret"
+    assert body["model_versions"]["reason_writer"] == "openai:test-model"
+    if "[ITEM1]" in sent["messages"][-1]["content"]:
+        assert body["writer"] == "openai:test-model"
+        anchor_title = next(f["data"]["title"] for f in body["evidence"] if "title" in f["data"])
+        assert body["reason"].startswith("Picked for you after your ")
+        assert "[ITEM" not in body["reason"]
+        assert anchor_title.split()[0].lower() in body["reason"].lower()
+
+
+async def test_openai_writer_falls_back_when_the_server_fails_or_lies(
+    openai_settings: Settings, tiny_world: TinyWorld, completions: CompletionServer
+) -> None:
+    completions.status = 503
+    failed = await explain_top(openai_settings, tiny_world)
+    assert failed["writer"] == "template"
+    assert failed["reason"]
+    completions.status, completions.answer = 200, "You bought [ITEM1] 999 times in Peru."
+    lied = await explain_top(openai_settings, tiny_world)
+    assert lied["writer"] == "template"
+    assert "999" not in lied["reason"]
+
+
+ADAPTERS = sorted((PROJECT_ROOT / "models" / "reason_lm").glob("2*/manifest.json"))
+
+
+@pytest.mark.skipif(not ADAPTERS, reason="no committed reason adapter")
+def test_fine_tuned_writer_is_deterministic_and_grounded() -> None:
+    from app.reasons import guard
+    from app.reasons.local_lm import TransformersGenerator, base_model_dir, load_lm
+    from app.reasons.prompt import Slots, render
+    from app.serving.inference import InferencePool
+    from tests.unit.test_reasons import FACT_SETS, VOCABULARY
+
+    model, tokenizer, name = load_lm(base_model_dir(PROJECT_ROOT / "models"), ADAPTERS[-1].parent)
+    assert json.loads(ADAPTERS[-1].read_text())["version"] in name
+    generator = TransformersGenerator(model, tokenizer, name, InferencePool(1, 1), 64)
+    cases = [(facts, style) for facts in FACT_SETS[:6] for style in (0, 1)]
+    prompts = [render(facts, style)[0] for facts, style in cases]
+    first, again = generator.generate_now(prompts), generator.generate_now(prompts)
+    assert [g.text for g in first] == [g.text for g in again]  # greedy: the same text each time
+    passed = [
+        not guard.check(g.text, g.finished, facts, Slots.of(facts), VOCABULARY)
+        for g, (facts, _) in zip(first, cases, strict=True)
+    ]
+    assert sum(passed) >= len(cases) - 1, [g.text for g in first]
+    assert all(g.finished for g in first)
