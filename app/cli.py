@@ -285,6 +285,8 @@ def train_reasons(
 
         def on_step(step: int, steps: int, loss: float) -> None:
             bar.update(task, completed=step, total=steps, description=f"LoRA loss {loss:.3f}")
+            if step % 25 == 0 or step == steps:  # a line in logs too, where no bar is drawn
+                bar.console.log(f"step {step}/{steps}: loss {loss:.3f}")
 
         path = fine_tune(settings, pairs, lora, on_step)
     manifest = json.loads((path / "manifest.json").read_text())

@@ -17,15 +17,16 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import torch
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.config import Settings
-from app.db.tables import app_user, user_feature
+from app.db.engine import create_engine_for_service
+from app.db.tables import app_user, interaction, user_feature
 from app.lifespan import offline_service
 from app.reasons.guide import compose
 from app.reasons.local_lm import MANIFEST, chat, device, resolve_model
@@ -70,11 +71,15 @@ async def build_pairs(
     """(shopper, recommended item) pairs with evidence, from shoppers with 2+ orders, picked at
     random (seeded) on one side of the held-out split."""
     rng = random.Random(seed)  # noqa: S311 (a seeded sample, not a secret)
+    as_of = settings.as_of or await data_end(settings)
     async with offline_service(
         settings.model_copy(
-            update={"reason_writer": "template", "list_cache_ttl_s": 0, "reason_cache_ttl_s": 0}
+            update={
+                "reason_writer": "template", "list_cache_ttl_s": 0, "reason_cache_ttl_s": 0,
+                "as_of": as_of,
+            }
         )
-    ) as service:
+    ) as service:  # fmt: skip
         async with service.engine.connect() as conn:
             rows = await conn.execute(
                 select(app_user.c.external_id)
@@ -94,6 +99,18 @@ async def build_pairs(
                 )
             progress(1)
     return pairs
+
+
+async def data_end(settings: Settings) -> datetime:
+    """The day after the last event: "now" for shoppers in historical data (recency facts
+    such as "last ordered 12 days ago" must not count from today's date)."""
+    engine = create_engine_for_service(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            last = (await conn.execute(select(func.max(interaction.c.occurred_at)))).scalar()
+    finally:
+        await engine.dispose()
+    return (last or datetime.now(UTC)).replace(hour=0, minute=0, second=0) + timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -180,7 +197,7 @@ def fine_tune(
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             on_step(step, steps, losses[-1])
     seconds = time.perf_counter() - started
     created = datetime.now(UTC)
@@ -189,6 +206,8 @@ def fine_tune(
     ).hexdigest()
     version = f"{created:%Y%m%d-%H%M%S}-{corpus_hash[:8]}"
     path = settings.models_dir / "reason_lm" / version
+    for parameter in trainable:  # trained in fp32; stored in bf16 like the base (half the size)
+        parameter.data = parameter.data.to(torch.bfloat16)
     model.save_pretrained(str(path))
     manifest = {
         "version": version,

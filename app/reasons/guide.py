@@ -53,6 +53,12 @@ LEADS: dict[str, list[str]] = {
         "You keep coming back to this one: {orders} orders to date.",
         "One of your favourites, bought in {orders} orders.",
     ],
+    "repurchase_once": [
+        "You have ordered this before, {days} days ago.",
+        "You bought this once already, {days} days ago.",
+        "Back for more: you last ordered this {days} days ago.",
+        "A past pick of yours, ordered {days} days ago.",
+    ],
     "repurchase_cadence": [
         "You reorder this about every {every} days, and your last order was {days} days ago.",
         "Due a top-up: you buy this roughly every {every} days, and it has been {days}.",
@@ -130,6 +136,8 @@ def bank(fact: Fact) -> str:
         return {"below": "price_below", "above": "price_above"}.get(
             fact.data["position"], "price_close"
         )
+    if fact.kind == "repurchase" and fact.data.get("orders") == 1:
+        return "repurchase_once"  # one earlier order: nothing "regular" or "favourite" about it
     if fact.kind == "repurchase" and fact.data.get("every_days"):
         return "repurchase_cadence"
     return fact.kind

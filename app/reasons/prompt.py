@@ -79,9 +79,8 @@ def _facts_lines(facts: list[Fact], slots: Slots) -> list[str]:
             lines.append(f"this is {d['theme']}, like {slots.slot(d['item_id'])}")
         elif fact.kind == "repurchase":
             every = f", about every {d['every_days']} days" if d.get("every_days") else ""
-            lines.append(
-                f"you bought this in {d['orders']} orders{every}; last {d['days_since']} days ago"
-            )
+            orders = "once" if d["orders"] == 1 else f"in {d['orders']} orders"
+            lines.append(f"you bought this {orders}{every}; last {d['days_since']} days ago")
         elif fact.kind == "popularity":
             lines.append(f"number {d['rank']} with shoppers in {d['country']} in {d['month']}")
         elif fact.kind == "price":

@@ -95,14 +95,18 @@ class Service:
         response = await self.cache.single_flight(f"lists:{user}:{params}", compute)
         return response.model_copy(update={"request_id": request_id})
 
-    async def _recommend(self, request_id: str, req: RecommendRequest) -> RecommendResponse:
+    async def _shopper(self, user_id: str | None) -> tuple[Shopper | None, History]:
+        """The shopper (None if unknown or anonymous) and their history."""
+        if user_id is None:
+            return None, History.empty()
         async with self.engine.connect() as conn:
-            shopper = await find_shopper(conn, req.user_id) if req.user_id else None
-            history = (
-                await load_history(conn, shopper.user_id, self.catalog)
-                if shopper
-                else History.empty()
-            )
+            shopper = await find_shopper(conn, user_id)
+            if shopper is None:
+                return None, History.empty()
+            return shopper, await load_history(conn, shopper.user_id, self.catalog)
+
+    async def _recommend(self, request_id: str, req: RecommendRequest) -> RecommendResponse:
+        shopper, history = await self._shopper(req.user_id)
         country = (shopper.country if shopper else None) or req.country
         filters = Filters(
             k=req.k, exclude_purchased=req.exclude_purchased, theme=req.theme,
@@ -181,13 +185,7 @@ class Service:
     async def top_with_evidence(self, user_id: str, k: int) -> list[tuple[CatalogItem, list[Fact]]]:
         """A shopper's top-k items, each with its evidence (reason corpora and benchmarks)."""
         ranked = await self._recommend("offline", RecommendRequest(user_id=user_id, k=k))
-        async with self.engine.connect() as conn:
-            shopper = await find_shopper(conn, user_id)
-            history = (
-                await load_history(conn, shopper.user_id, self.catalog)
-                if shopper
-                else History.empty()
-            )
+        shopper, history = await self._shopper(user_id)
         targets = [self.catalog.at(self.catalog.index_of[item.item_id]) for item in ranked.items]
         return [(target, await self._evidence(shopper, history, target)) for target in targets]
 
@@ -200,13 +198,7 @@ class Service:
         hit = await self.cache.get_answer("explain", user_id, field)
         if hit is not None:
             return served_from_cache(hit, request_id)
-        async with self.engine.connect() as conn:
-            shopper = await find_shopper(conn, user_id)
-            history = (
-                await load_history(conn, shopper.user_id, self.catalog)
-                if shopper
-                else History.empty()
-            )
+        shopper, history = await self._shopper(user_id)
         [(written, facts, cached)] = await self._reasons(shopper, user_id, [target], history)
         response = ExplainResponse(
             request_id=request_id, user_id=user_id, item=as_item(target), reason=written.text,

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,3 +160,31 @@ def test_fine_tuned_writer_is_deterministic_and_grounded() -> None:
     ]
     assert sum(passed) >= len(cases) - 1, [g.text for g in first]
     assert all(g.finished for g in first)
+
+
+def test_train_reasons_scores_reason_tokens_only_and_saves_a_loadable_adapter(
+    tmp_path: Path,
+) -> None:
+    from transformers import AutoTokenizer
+
+    from app.reasons.finetune import LoraSettings, Pair, encode, fine_tune
+    from app.reasons.local_lm import MANIFEST, base_model_dir, load_lm
+    from app.reasons.prompt import render
+    from tests.unit.test_reasons import FACT_SETS
+
+    base = base_model_dir(PROJECT_ROOT / "models")
+    pairs = [
+        Pair("u1", 1, facts, 0, render(facts, 0)[0], "Picked for you after your [ITEM1].")
+        for facts in FACT_SETS[:4]
+    ]
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    ids, labels = encode(tokenizer, pairs[0])
+    scored = [token for token, label in zip(ids, labels, strict=True) if label != -100]
+    assert tokenizer.decode(scored) == "Picked for you after your [ITEM1].<|im_end|>"
+    settings = Settings(models_dir=tmp_path, reason_model=str(base))
+    path = fine_tune(settings, pairs, LoraSettings(batch_size=2, warmup_steps=1))
+    manifest = json.loads((path / MANIFEST).read_text())
+    assert manifest["steps"] == 2
+    assert manifest["corpus"]["pairs"] == 4
+    _, _, name = load_lm(base, path)
+    assert name.endswith(manifest["version"])

@@ -46,8 +46,8 @@ def price(position: str = "below") -> Fact:
     return Fact(kind="price", text="", data=data)
 
 
-def repurchase(every: int | None = 30) -> Fact:
-    data = {"item_id": 9, "orders": 5, "every_days": every, "days_since": 12}
+def repurchase(every: int | None = 30, orders: int = 5) -> Fact:
+    data = {"item_id": 9, "orders": orders, "every_days": every, "days_since": 12}
     return Fact(kind="repurchase", text="", data=data)
 
 
@@ -137,6 +137,7 @@ FACT_SETS = [
     [co_purchase(), anchor(), theme(), price("above")],
     [repurchase(), anchor(), popularity()],
     [repurchase(None), price("close to")],
+    [repurchase(None, orders=1), anchor(), price("above")],
     [popularity(), price("above")],
     [anchor(times=1), popularity()],
     [theme(), price("close to")],
