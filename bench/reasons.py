@@ -249,9 +249,11 @@ def write_report(
             *rows,
             "",
             "- guard pass: the serving guard accepts the output (app/reasons/guard.py).",
-            "- claims all supported: the stricter claim-by-claim check (each sentence's claims"
+            "- claims all supported: the claim-by-claim check alone (each sentence's claims"
             " of purchases, repeat buying, co-purchase, popularity, price and theme need a fact"
-            " of that kind).",
+            " of that kind; the guard includes it). It recognises kinds of claim by their words,"
+            " so a claim made in other words (the base model's \"a luxury item from a French"
+            " market\") slips past it; the guard's name and number checks catch most of those.",
             "- USR: unique reasons / reasons. personalisation: names one of the shopper's own"
             " items, or their own orders of this one.",
             "",

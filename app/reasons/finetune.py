@@ -209,6 +209,7 @@ def fine_tune(
     for parameter in trainable:  # trained in fp32; stored in bf16 like the base (half the size)
         parameter.data = parameter.data.to(torch.bfloat16)
     model.save_pretrained(str(path))
+    (path / "README.md").unlink(missing_ok=True)  # peft's empty model-card template
     manifest = {
         "version": version,
         "created_at": created.isoformat(),

@@ -2,7 +2,9 @@
 mentions must be in the evidence, and its form must fit a product card. A reason with any
 problem is not served (the template sentence is, and the rejection is counted).
 
-`unsupported_claims` is the stricter, claim-by-claim check the reasons benchmark reports.
+`unsupported_claims` checks each sentence's kinds of claim (purchases, repeat buying,
+co-purchase, popularity, price, theme) against the kinds of fact; the guard applies it too, and
+the reasons benchmark reports it on its own.
 """
 
 import re
@@ -111,6 +113,7 @@ def check(
     problems += _numbers(plain, facts)
     problems += _names(plain, facts, vocabulary)
     problems += _price_direction(plain, facts)
+    problems += [f"unsupported claim of {c}" for c in unsupported_claims(stripped, facts)]
     return problems
 
 

@@ -42,7 +42,7 @@ LEADS: dict[str, list[str]] = {
         "From the same {theme} range as your {item}.",
         "Another pick from {theme}, where your {item} comes from.",
         "If you liked {item}, here is more from {theme}.",
-        "It sits in {theme} alongside your {item}.",
+        "It sits in {theme}, like your {item}.",
         "Keeping with {theme}, like the {item} you bought.",
     ],
     "repurchase": [
@@ -123,7 +123,7 @@ FOLLOWS: dict[str, list[str]] = {
         "£{price}, about your usual price.",
     ],
 }
-DEFAULT = "Popular with shoppers right now."
+DEFAULT = "Recommended for you."  # no facts: claim nothing
 
 
 def times(n: int) -> str:

@@ -41,7 +41,7 @@ class CompletionServer:
             if self.status != 200:
                 return _error(self.status)
             prompt = body["messages"][-1]["content"]
-            text = self.answer if "[ITEM1]" in prompt else "Popular with shoppers right now."
+            text = self.answer if "[ITEM1]" in prompt else "Recommended for you."
             return {
                 "id": "cmpl-1", "object": "chat.completion", "model": body["model"],
                 "choices": [{"index": 0, "finish_reason": "stop",

@@ -118,6 +118,7 @@ def test_guard_accepts_a_true_reason() -> None:
         ("See https://evil.example for [ITEM1].", "unsafe"),
         ("Parce que vous avez acheté [ITEM1].", "English"),
         ("", "empty"),
+        ("Due a top-up: you buy it every month.", "unsupported claim of a repeat purchase"),
     ],
 )
 def test_guard_rejects(text: str, problem: str) -> None:
