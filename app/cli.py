@@ -310,7 +310,8 @@ def warm(
     from app.lifespan import offline_service
     from app.schemas import RecommendRequest
 
-    settings = get_settings()
+    # No shopper is waiting: give generation time rather than fall back to templates.
+    settings = get_settings().model_copy(update={"reason_timeout_s": 60.0})
     with psycopg.connect(libpq_url(settings.database_url)) as conn:
         users = [
             row[0]
