@@ -20,8 +20,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
-
 from app.config import PROJECT_ROOT, Settings, get_settings
 from app.lifespan import offline_service
 from app.machine import describe_machine, now
@@ -159,7 +157,6 @@ async def ten_uncached(settings: Settings, writer: str, users: list[str]) -> flo
 
 def main() -> None:
     settings = get_settings()
-    torch.set_num_threads(torch.get_num_threads())
     print("building held-out pairs ...", flush=True)
     pairs = asyncio.run(held_out_pairs(settings))
     training = asyncio.run(build_pairs(settings, 3, 1, held_out=False, seed=2))
