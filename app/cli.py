@@ -257,15 +257,22 @@ def train_reasons(
     if_missing: Annotated[
         bool, typer.Option("--if-missing", help="Only prepare the base model if an adapter exists.")
     ] = False,
-) -> None:
+    export: Annotated[
+        Path | None,
+        typer.Option(help="Write the corpus here as JSON instead of training (train it"
+                     " elsewhere: python -m app.reasons.lora FILE --base ...)."),
+    ] = None,
+) -> None:  # fmt: skip
     """Fine-tune the reason LM with LoRA on evidence -> reason pairs from real shoppers."""
     import asyncio
 
-    from app.reasons.finetune import LoraSettings, build_pairs, fine_tune
+    from app.reasons import finetune
+    from app.reasons.finetune import build_pairs, corpus_facts, examples_of
     from app.reasons.local_lm import resolve_adapter, resolve_model
+    from app.reasons.lora import LoraSettings, fine_tune
 
     settings = get_settings()
-    resolve_model(settings.reason_model, settings.models_dir)  # converts the base model once
+    base = resolve_model(settings.reason_model, settings.models_dir)  # converts the base once
     existing = resolve_adapter("latest", settings.models_dir)
     if if_missing and existing is not None:
         console.print(f"reason adapter {existing} exists; skipping")
@@ -279,6 +286,10 @@ def train_reasons(
             )
         )  # fmt: skip
     console.print(f"{len(pairs)} pairs, e.g.\n{pairs[0].prompt}\n-> {pairs[0].target}")
+    if export is not None:
+        finetune.export(pairs, export)
+        console.print(f"wrote {export}")
+        return
     lora = LoraSettings(epochs=epochs, seed=seed)
     with Progress(*_BAR, console=console) as bar:
         task = bar.add_task("LoRA steps", total=None)
@@ -288,7 +299,9 @@ def train_reasons(
             if step % 25 == 0 or step == steps:  # a line in logs too, where no bar is drawn
                 bar.console.log(f"step {step}/{steps}: loss {loss:.3f}")
 
-        path = fine_tune(settings, pairs, lora, on_step)
+        path = fine_tune(
+            base, examples_of(pairs), lora, settings.models_dir, corpus_facts(pairs), on_step
+        )
     manifest = json.loads((path / "manifest.json").read_text())
     console.print(
         f"saved {path} after {manifest['steps']} steps in {manifest['train_seconds'] / 60:.1f} min"

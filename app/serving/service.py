@@ -167,15 +167,19 @@ class Service:
             for target, key in zip(targets, keys, strict=True)
         ]
         missing = [i for i, hit in enumerate(found) if hit is None]
+
+        async def keep(written: list[Written]) -> None:
+            for i, new in zip(missing, written, strict=True):
+                GENERATIONS.labels(new.writer).inc()
+                if not new.transient:
+                    await self.cache.set_reason(
+                        user, targets[i].item_id, self.writer.name, keys[i], new
+                    )
+
         written = await self.writer.write(
-            [Case(facts[i], style_of(user, targets[i].item_id)) for i in missing]
+            [Case(facts[i], style_of(user, targets[i].item_id)) for i in missing], keep
         )
-        for i, new in zip(missing, written, strict=True):
-            GENERATIONS.labels(new.writer).inc()
-            if not new.transient:
-                await self.cache.set_reason(
-                    user, targets[i].item_id, self.writer.name, keys[i], new
-                )
+        await keep(written)
         fresh = dict(zip(missing, written, strict=True))
         return [
             (fresh[i], facts[i], False) if hit is None else (hit, facts[i], True)

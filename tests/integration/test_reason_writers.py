@@ -144,7 +144,7 @@ ADAPTERS = sorted((PROJECT_ROOT / "models" / "reason_lm").glob("2*/manifest.json
 def test_fine_tuned_writer_is_deterministic_and_grounded() -> None:
     from app.reasons import guard
     from app.reasons.local_lm import TransformersGenerator, base_model_dir, load_lm
-    from app.reasons.prompt import Slots, render
+    from app.reasons.prompt import render
     from app.reasons.template import template_reason
     from app.reasons.writers import Case, LMWriter
     from app.serving.inference import InferencePool
@@ -154,12 +154,13 @@ def test_fine_tuned_writer_is_deterministic_and_grounded() -> None:
     assert json.loads(ADAPTERS[-1].read_text())["version"] in name
     generator = TransformersGenerator(model, tokenizer, name, InferencePool(1, 1), 64)
     cases = [(facts, style) for facts in FACT_SETS[:6] for style in (0, 1)]
-    prompts = [render(facts, style)[0] for facts, style in cases]
+    rendered = [render(facts, style) for facts, style in cases]
+    prompts = [prompt for prompt, _ in rendered]
     first, again = generator.generate_now(prompts), generator.generate_now(prompts)
     assert [g.text for g in first] == [g.text for g in again]  # greedy: the same text each time
     passed = [
-        not guard.check(g.text, g.finished, facts, Slots.of(facts), VOCABULARY)
-        for g, (facts, _) in zip(first, cases, strict=True)
+        not guard.check(g.text, g.finished, facts, slots, VOCABULARY)
+        for g, (facts, _), (_, slots) in zip(first, cases, rendered, strict=True)
     ]
     # A regression check on the model, not the safety net: whatever fails the guard is never
     # served (the template is). Held-out pass rates are in bench/results/reasons.md.
@@ -179,24 +180,25 @@ def test_train_reasons_scores_reason_tokens_only_and_saves_a_loadable_adapter(
 ) -> None:
     from transformers import AutoTokenizer
 
-    from app.reasons.finetune import LoraSettings, Pair, encode, fine_tune
     from app.reasons.local_lm import MANIFEST, base_model_dir, load_lm
+    from app.reasons.lora import Example, LoraSettings, encode, fine_tune
     from app.reasons.prompt import render
     from tests.unit.test_reasons import FACT_SETS
 
     base = base_model_dir(PROJECT_ROOT / "models")
-    pairs = [
-        Pair("u1", 1, facts, 0, render(facts, 0)[0], "Picked for you after your [ITEM1].")
+    examples = [
+        Example(render(facts, 0)[0], "Picked for you after your [ITEM1].")
         for facts in FACT_SETS[:4]
     ]
     tokenizer = AutoTokenizer.from_pretrained(base)
-    ids, labels = encode(tokenizer, pairs[0])
+    ids, labels = encode(tokenizer, examples[0])
     scored = [token for token, label in zip(ids, labels, strict=True) if label != -100]
     assert tokenizer.decode(scored) == "Picked for you after your [ITEM1].<|im_end|>"
-    settings = Settings(models_dir=tmp_path, reason_model=str(base))
-    path = fine_tune(settings, pairs, LoraSettings(batch_size=2, warmup_steps=1))
+    lora = LoraSettings(batch_size=2, warmup_steps=1)
+    path = fine_tune(base, examples, lora, tmp_path, {"corpus": "four fact sets"})
     manifest = json.loads((path / MANIFEST).read_text())
     assert manifest["steps"] == 2
-    assert manifest["corpus"]["pairs"] == 4
+    assert manifest["examples"] == 4
+    assert manifest["corpus"] == "four fact sets"
     _, _, name = load_lm(base, path)
     assert name.endswith(manifest["version"])

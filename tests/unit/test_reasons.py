@@ -10,7 +10,7 @@ from app.reasons import guard
 from app.reasons.guide import LEADS
 from app.reasons.prompt import Slots, display_name, render
 from app.reasons.template import template_reason
-from app.reasons.writers import Case, Generation, LMWriter
+from app.reasons.writers import Case, Generation, LMWriter, Written
 from app.schemas import Fact
 
 LUNCH_BAG = "RED RETROSPOT LUNCH BAG"
@@ -80,12 +80,13 @@ def test_titles_cannot_break_out_of_the_prompt() -> None:
 def test_prompt_is_compact_and_deterministic() -> None:
     prompt, slots = render([anchor(), co_purchase(), price()], style=6)
     assert prompt == render([anchor(), co_purchase(), price()], style=6)[0]
+    # Only the facts a reason is written from: the lead, and the second sentence's (the guide
+    # follows a purchase with price, not with a co-purchase rate that names the same item).
     assert prompt.splitlines() == [
         "Items:",
         '[ITEM1] = "Red retrospot lunch bag"',
         "Facts:",
         "- you bought [ITEM1] 3 times",
-        "- 41% of orders with [ITEM1] also hold this (5.2x the usual rate)",
         "- price £1.65, below your usual £2.10 an item",
         "Style: 2",
     ]
@@ -217,6 +218,25 @@ async def test_a_slow_model_falls_back_to_templates_in_time() -> None:
     assert asyncio.get_running_loop().time() - started < 1
     assert all(w.writer == "template" and w.transient for w in written)
     assert counted("fallbacks", "reason_timeout") == before + 2
+
+
+async def test_a_late_generation_is_kept_for_the_next_request() -> None:
+    writer = LMWriter(Scripted("Picked for you.", delay_s=0.5), VOCABULARY, 0.1, late_s=5)
+    kept: asyncio.Queue[list[Written]] = asyncio.Queue()
+    written = await writer.write(CASES, kept.put)
+    assert all(w.writer == "template" and w.transient for w in written)  # served now
+    late = await asyncio.wait_for(kept.get(), 2)  # and the model's reasons arrive later
+    assert [w.text for w in late] == ["Picked for you.", "Picked for you."]
+    assert all(w.writer == "scripted" and not w.transient for w in late)
+
+
+async def test_a_late_generation_past_its_limit_is_dropped() -> None:
+    writer = LMWriter(Scripted("Picked for you.", delay_s=5), VOCABULARY, 0.05, late_s=0.1)
+    kept: asyncio.Queue[list[Written]] = asyncio.Queue()
+    await writer.write(CASES, kept.put)
+    await asyncio.sleep(0.3)
+    assert kept.empty()
+    assert not writer._late
 
 
 async def test_a_failing_model_falls_back_to_templates() -> None:

@@ -1,0 +1,66 @@
+"""The LM side of the reasons benchmark: every LM writer's raw output for a list of prompts.
+
+Imports only the model code (no database), so it runs here (bench/reasons.py) or on a lent GPU
+(bench/reasons_gpu.py) over prompts exported from here.
+"""
+
+import time
+from pathlib import Path
+
+from app.reasons.local_lm import TransformersGenerator, load_lm
+from app.reasons.writers import Generation
+from app.serving.inference import InferencePool
+
+BATCH = 16
+ZERO_SHOT, FEW_SHOT, FINE_TUNED = "base zero-shot", "base few-shot (3 examples)", "fine-tuned"
+
+
+def generate_all(generator: TransformersGenerator, prompts: list[str]) -> list[Generation]:
+    outputs: list[Generation] = []
+    for first in range(0, len(prompts), BATCH):
+        outputs += generator.generate_now(prompts[first : first + BATCH])
+    return outputs
+
+
+def lm_writers(
+    base: Path,
+    adapter: Path,
+    prompts: list[str],
+    few_shot: tuple[tuple[str, str], ...],
+    max_new_tokens: int,
+    progress: bool = True,
+) -> tuple[dict[str, list[Generation]], TransformersGenerator]:
+    """Outputs of the base model (zero- and few-shot) and of base + adapter, and the
+    fine-tuned generator (for speed measurements)."""
+    pool = InferencePool(1, 1)
+    outputs = {}
+    model, tokenizer, name = load_lm(base, None)
+    for writer, shots in ((ZERO_SHOT, ()), (FEW_SHOT, few_shot)):
+        started = time.perf_counter()
+        generator = TransformersGenerator(model, tokenizer, name, pool, max_new_tokens, None, shots)
+        outputs[writer] = generate_all(generator, prompts)
+        if progress:
+            print(f"{writer}: {time.perf_counter() - started:.0f} s", flush=True)
+    model, tokenizer, name = load_lm(base, adapter)
+    tuned = TransformersGenerator(model, tokenizer, name, pool, max_new_tokens)
+    started = time.perf_counter()
+    outputs[FINE_TUNED] = generate_all(tuned, prompts)
+    if progress:
+        print(f"{FINE_TUNED}: {time.perf_counter() - started:.0f} s", flush=True)
+    return outputs, tuned
+
+
+def speed(
+    generator: TransformersGenerator, prompts: list[str], sizes: tuple[int, ...] = (1, 8, 16)
+) -> dict[int, float]:
+    """Reasons per second at each batch size (after one warm-up batch); real outputs, so rows
+    stop at their end token as in serving."""
+    generator.generate_now(prompts[:1])
+    rates = {}
+    for size in sizes:
+        rounds = max(1, 16 // size)
+        started = time.perf_counter()
+        for r in range(rounds):
+            generator.generate_now([prompts[(r * size + i) % len(prompts)] for i in range(size)])
+        rates[size] = rounds * size / (time.perf_counter() - started)
+    return rates
