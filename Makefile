@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test install db data model lint bench-ingest bench-load bench-reasons warm evaluate clean
+.PHONY: run test install db data model lint chromium bench-ingest bench-load bench-reasons warm evaluate clean
 
 # Reinstalls only when pyproject.toml changes, so a second `make run` skips it.
 $(STAMP): pyproject.toml
@@ -39,7 +39,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# The demo's end-to-end test drives Debian's Chromium; installed here when missing.
+chromium:
+	command -v chromium >/dev/null || apt-get install -y -q chromium \
+		|| (apt-get update -q && apt-get install -y -q chromium) || sudo apt-get install -y -q chromium
+
+test: lint chromium
 	$(BIN)/pytest
 
 bench-ingest: install

@@ -138,6 +138,28 @@ class Event(Strict):
         return self
 
 
+class PurchasedItem(Item):
+    times_bought: int = Field(description="In how many of the shopper's orders.")
+    last_bought: datetime
+
+
+class ShopperHistory(BaseModel):
+    user_id: str
+    country: str | None
+    purchases: list[PurchasedItem] = Field(description="Most recently bought first.")
+    cart: list[Item] = Field(description="Added to the cart since the last purchase.")
+
+
+class SampledShopper(BaseModel):
+    user_id: str
+    country: str | None
+    orders: int
+
+
+class ShopperSample(BaseModel):
+    shoppers: list[SampledShopper]
+
+
 class EventBatch(Strict):
     events: list[Event] = Field(min_length=1, max_length=1000)
 

@@ -3,15 +3,19 @@
 import csv
 import gzip
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import psycopg
 import pytest
 
@@ -120,3 +124,35 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyWorld]:
         yield world
     finally:
         drop_database(world.database_url)
+
+
+@contextmanager
+def serving(world: TinyWorld, workers: int = 1, **env: str) -> Iterator[str]:
+    """`python -m app serve` on a free port over the tiny world; yields its base URL once
+    /readyz has answered 200 twenty times in a row (every worker is up)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environment = {
+        **os.environ, "RECS_DATABASE_URL": world.database_url, "RECS_REDIS_URL": REDIS_URL,
+        "RECS_MODELS_DIR": str(world.models_dir), "RECS_WORKERS": str(workers),
+        "RECS_LOG_LEVEL": "warning", "RECS_REASON_WRITER": "template", **env,
+    }  # fmt: skip
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [sys.executable, "-m", "app", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=environment)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ready_in_a_row, deadline = 0, time.monotonic() + 90
+        while ready_in_a_row < 20 and time.monotonic() < deadline:
+            try:
+                ok = httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            ready_in_a_row = ready_in_a_row + 1 if ok else 0
+            time.sleep(0 if ok else 0.5)
+        assert ready_in_a_row == 20, "the server should become ready"
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

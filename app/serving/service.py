@@ -23,9 +23,13 @@ from app.schemas import (
     Fact,
     Item,
     ModelVersions,
+    PurchasedItem,
     RecommendedItem,
     RecommendRequest,
     RecommendResponse,
+    SampledShopper,
+    ShopperHistory,
+    ShopperSample,
     SimilarItem,
     SimilarResponse,
 )
@@ -41,6 +45,7 @@ from app.serving.shoppers import (
     find_shopper,
     load_history,
     record_events,
+    sample_shoppers,
     unknown_items,
 )
 from app.train.data import FloatArray
@@ -211,6 +216,38 @@ class Service:
         body = response.model_dump_json(exclude={"request_id", "cached"})
         await self.cache.set_answer("explain", user_id, field, body.encode())
         return response
+
+    async def history(self, user_id: str, limit: int) -> ShopperHistory:
+        """The shopper's most recent distinct purchases and their cart."""
+        shopper, history = await self._shopper(user_id)
+        if shopper is None:
+            raise NotFound(f"no shopper {user_id!r}")
+        times_bought: dict[int, int] = {}
+        last_bought: dict[int, int] = {}
+        last_line: dict[int, int] = {}
+        lines = zip(history.items.tolist(), history.item_times.tolist(), strict=True)
+        for line, (index, at) in enumerate(lines):  # in time order: the last seen is the latest
+            times_bought[index] = times_bought.get(index, 0) + 1
+            last_bought[index], last_line[index] = at, line
+        recent = sorted(last_line, key=lambda i: -last_line[i])[:limit]
+        purchases = [
+            PurchasedItem(
+                **as_item(self.catalog.at(i)).model_dump(), times_bought=times_bought[i],
+                last_bought=datetime.fromtimestamp(last_bought[i], UTC),
+            )
+            for i in recent
+        ]  # fmt: skip
+        cart = [as_item(self.catalog.at(i)) for i in history.cart.tolist()]
+        return ShopperHistory(
+            user_id=user_id, country=shopper.country, purchases=purchases, cart=cart
+        )
+
+    async def sample_shoppers(self, n: int, min_orders: int = 3) -> ShopperSample:
+        async with self.engine.connect() as conn:
+            rows = await sample_shoppers(conn, n, min_orders)
+        return ShopperSample(
+            shoppers=[SampledShopper(user_id=u, country=c, orders=o) for u, c, o in rows]
+        )
 
     def item(self, item_id: int) -> Item:
         entry = self.catalog.get(item_id)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.tables import app_user, interaction, item
+from app.db.tables import app_user, interaction, item, user_feature
 from app.serving.catalog import Catalog
 from app.train.data import IntArray
 
@@ -52,6 +52,21 @@ async def find_shopper(conn: AsyncConnection, external_id: str) -> Shopper | Non
         )
     ).first()
     return None if row is None else Shopper(row.id, external_id, row.country)
+
+
+async def sample_shoppers(
+    conn: AsyncConnection, n: int, min_orders: int
+) -> list[tuple[str, str | None, int]]:
+    """A random sample of shoppers with at least `min_orders` orders (the demo's picker):
+    (id, country, orders)."""
+    query = (
+        select(app_user.c.external_id, app_user.c.country, user_feature.c.baskets)
+        .join(user_feature, user_feature.c.user_id == app_user.c.id)
+        .where(user_feature.c.baskets >= min_orders)
+        .order_by(func.random())
+        .limit(n)
+    )
+    return [(u, c, int(o)) for u, c, o in await conn.execute(query)]
 
 
 # The shopper's last purchase lines in time order, as arrays: one round trip, no per-row
