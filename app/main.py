@@ -8,6 +8,7 @@ from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.lifespan import lifespan
 from app.observability import RequestContext
+from app.openapi import install_openapi
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -15,8 +16,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="reasonrec",
         version=__version__,
         summary="Recommendations with short, personal, true reasons.",
+        description="Each recommended item can carry a one-sentence reason and the evidence it"
+        " rests on (the shopper's own purchases, co-purchase rates, themes, prices, popularity"
+        " in their country). Reasons come from a fine-tuned language model and are checked"
+        " against that evidence; a reason that fails the check is replaced by a template"
+        " sentence. Errors are application/problem+json. A storefront demo is at /demo.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_openapi, with local assets
+        redoc_url=None,
     )
+    install_openapi(app)
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
     app.add_middleware(RequestContext)

@@ -107,3 +107,20 @@ def test_demo_page_in_a_real_browser(server: str, shopper: str, tmp_path: Path) 
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert screenshot.stat().st_size > 20_000
     assert errors == []
+
+
+def test_docs_explorer_renders_from_local_assets(server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page()
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(f"{server}/docs")
+        page.locator(".opblock").first.wait_for(timeout=30_000)
+        assert page.locator(".opblock").count() >= 10  # every /v1 and health operation
+        assert page.locator(".opblock-tag").count() == 6  # one section per described tag
+        browser.close()
+    assert requested
+    assert all(url.startswith(server) for url in requested), requested  # no CDN
