@@ -192,7 +192,10 @@ def write_report(results: dict[str, dict[str, Any]]) -> None:
             "",
             "Errors by kind (wrk: non-2xx status, connect, read, write, timeout after 2 s):",
             "",
-            *(f"- {name}: {r['error_kinds']}" for name, r in results.items() if r["errors"]),
+            *(
+                [f"- {name}: {r['error_kinds']}" for name, r in results.items() if r["errors"]]
+                or ["- none"]
+            ),
             "",
         ]
     )

@@ -50,8 +50,12 @@ def main(base: str = "http://127.0.0.1:8000", shopper: str = "14911") -> None:
         "POST /v1/events": {
             "request": {
                 "events": [
-                    {"event_id": f"web-{shopper}-0001", "user_id": shopper, "item_id": item_id,
-                     "event": "add_to_cart"},
+                    {
+                        "event_id": f"web-{shopper}-0001",
+                        "user_id": shopper,
+                        "item_id": item_id,
+                        "event": "add_to_cart",
+                    },
                 ]
             },  # fmt: skip
             "response": {"received": 1, "stored": 1, "duplicates": 0},

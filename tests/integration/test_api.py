@@ -436,3 +436,33 @@ async def test_malformed_json_is_a_400_problem(
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "urn:reasonrec:problem:malformed-body"
+
+
+async def test_warm_fills_the_cache_for_the_most_active_shoppers(
+    client: httpx.AsyncClient, api_settings: Settings
+) -> None:
+    env = {
+        **os.environ, "RECS_DATABASE_URL": api_settings.database_url, "RECS_REDIS_URL": REDIS_URL,
+        "RECS_MODELS_DIR": str(api_settings.models_dir), "RECS_REASON_WRITER": "template",
+        "RECS_AS_OF": str(api_settings.as_of),
+    }  # fmt: skip
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app", "warm", "--shoppers", "3", "--k", "4"],
+        env=env, capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    assert "warmed 3 shoppers x 4" in done.stdout + done.stderr  # the console writes to stderr
+    redis = Redis.from_url(REDIS_URL)
+    reasons = [key async for key in redis.scan_iter(match="rr:v2:*:template:reason:*")]
+    await redis.aclose()
+    assert len(reasons) == 3 * 4
+    with psycopg.connect(libpq_url(api_settings.database_url)) as conn:
+        top = conn.execute(
+            "SELECT u.external_id FROM user_feature f JOIN app_user u ON u.id = f.user_id"
+            " ORDER BY f.baskets DESC, u.external_id LIMIT 1"
+        ).fetchone()
+    assert top is not None
+    params = {"user_id": top[0], "k": 4, "with_reasons": "true"}
+    answer = (await client.get("/v1/recommend", params=params)).json()
+    assert answer["cached"] is True  # the list warm computed, with its reasons
+    assert all(item["reason"] for item in answer["items"])
