@@ -57,7 +57,7 @@ def main(base: str = "http://127.0.0.1:8000", shopper: str = "14911") -> None:
                         "event": "add_to_cart",
                     },
                 ]
-            },  # fmt: skip
+            },
             "response": {"received": 1, "stored": 1, "duplicates": 0},
         },
         "problems": {
