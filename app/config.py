@@ -80,6 +80,14 @@ class Settings(BaseSettings):
         description="transformers writer: a LoRA adapter directory, `latest` (the newest under"
         " models/reason_lm/) or `none`.",
     )
+    rate_limit_per_minute: int = Field(
+        6000, ge=0,
+        description="/v1 requests a minute each client (IP address) may make, counted in Redis"
+        " across processes; over it: 429 + Retry-After. 0 turns the limit off.",
+    )  # fmt: skip
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted; larger: 413."
+    )
     reason_max_new_tokens: int = Field(
         64, ge=8, le=256, description="Token cap of one generated reason."
     )

@@ -94,7 +94,8 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem_response(request, exc.status_code, detail, headers=exc.headers)
+    kind = getattr(exc, "kind", None)  # set by our own subclasses (app/limits.py)
+    return problem_response(request, exc.status_code, detail, kind, headers=exc.headers)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ from app.api import demo, events, explain, health, items, metrics, recommend, sh
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.lifespan import lifespan
+from app.limits import BodyLimit, RateLimit
 from app.observability import RequestContext
 from app.openapi import install_openapi
 
@@ -28,6 +29,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
+    # Added last = outermost: every answer, a 413 or 429 too, gets a request id and is measured.
+    app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
+    app.add_middleware(RateLimit, per_minute=app.state.settings.rate_limit_per_minute)
     app.add_middleware(RequestContext)
     for module in (health, metrics, recommend, explain, items, shoppers, events, demo):
         app.include_router(module.router)

@@ -30,6 +30,11 @@ OTHER_PROBLEMS: dict[str, dict[str, Any]] = {
     "400": {"type": "urn:reasonrec:problem:malformed-body", "title": "Bad Request",
             "status": 400, "detail": "The body is not valid JSON.", "instance": "/v1/recommend",
             "errors": [{"loc": ["body", 1], "msg": "JSON decode error", "type": "json_invalid"}]},
+    "413": {"type": "urn:reasonrec:problem:body-too-large", "title": "Request Entity Too Large",
+            "status": 413, "detail": "the body is over 1048576 bytes", "instance": "/v1/events"},
+    "429": {"type": "urn:reasonrec:problem:rate-limited", "title": "Too Many Requests",
+            "status": 429, "detail": "over 6000 requests a minute from 203.0.113.7; see"
+            " Retry-After", "instance": "/v1/recommend"},
     "503": {"type": "urn:reasonrec:problem:overloaded", "title": "Service Unavailable",
             "status": 503, "detail": "all 64 inference slots are busy; retry shortly",
             "instance": "/v1/recommend"},

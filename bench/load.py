@@ -70,7 +70,8 @@ def server(port: int, **env: str) -> Iterator[str]:
         [sys.executable, "-m", "app", "serve", "--port", str(port)],
         env={
             **os.environ, "RECS_AS_OF": AS_OF, "RECS_LOG_LEVEL": "warning",
-            "RECS_WORKERS": str(WORKERS), "RECS_REASON_WRITER": "template", **env,
+            "RECS_WORKERS": str(WORKERS), "RECS_REASON_WRITER": "template",
+            "RECS_RATE_LIMIT_PER_MINUTE": "0", **env,  # one wrk client: measure serving
         },
         cwd=PROJECT_ROOT,
     )  # fmt: skip

@@ -10,7 +10,9 @@ from app.errors import Problem
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "The request could not be read."},
     404: {"model": Problem, "description": "An item or route that does not exist."},
+    413: {"model": Problem, "description": "The body is over RECS_MAX_BODY_BYTES."},
     422: {"model": Problem, "description": "The request is not valid (the fields say why)."},
+    429: {"model": Problem, "description": "Over the client's rate limit; see Retry-After."},
     503: {"model": Problem, "description": "Not ready or overloaded; see Retry-After."},
 }
 

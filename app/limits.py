@@ -1,0 +1,118 @@
+"""Request limits, enforced before routing: body size (413) and a per-client rate (429).
+
+The rate is counted in Redis, per client and per minute, so every process and replica shares
+one budget. A client is its IP address (API keys, when they come, will replace it). When Redis
+cannot be reached the request is let through and counted: a cache outage must not become an
+outage of the API.
+"""
+
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.cache import PREFIX
+from app.errors import problem_response
+from app.metrics import CACHE_ERRORS
+
+LIMITED_PREFIX = "/v1/"  # probes, metrics, the demo page and the docs are not counted
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while the body streams in. An HTTPException, so that FastAPI, reading the body,
+    passes it on to the problem+json handler instead of calling it a parse error (400)."""
+
+    kind = "body-too-large"
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the body is over {max_bytes} bytes")
+
+
+class BodyLimit:
+    """413 for a body over `max_bytes`: by its Content-Length up front, or while it streams."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge(self.max_bytes)
+            return message
+
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"the body is over {self.max_bytes} bytes"
+        response = problem_response(Request(scope, receive), 413, detail, "body-too-large")
+        await response(scope, receive, send)
+
+
+class RateLimit:
+    """429 + Retry-After once a client has made `per_minute` /v1 requests this minute."""
+
+    def __init__(self, app: ASGIApp, per_minute: int) -> None:
+        self.app = app
+        self.per_minute = per_minute
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or self.per_minute <= 0 or not path.startswith(LIMITED_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        who = client[0] if client else "unknown"
+        now = time.time()
+        minute = int(now // 60)
+        redis = getattr(scope["app"].state, "redis", None)  # set by the lifespan
+        count = None if redis is None else await self._count(redis, f"{PREFIX}:rate:{who}:{minute}")
+        if count is not None and count > self.per_minute:
+            retry_after = str(max(1, 60 * (minute + 1) - int(now)))
+            response = problem_response(
+                Request(scope, receive), 429,
+                f"over {self.per_minute} requests a minute from {who}; see Retry-After",
+                "rate-limited", headers={"Retry-After": retry_after},
+            )  # fmt: skip
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _count(redis: Redis, key: str) -> int | None:
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 120, nx=True)
+                count, _ = await pipe.execute()
+            return int(count)
+        except (RedisError, OSError, TimeoutError):
+            CACHE_ERRORS.inc()
+            return None
