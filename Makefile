@@ -32,7 +32,7 @@ model: data
 
 # The demo data ends on 2011-12-09: serve as of the day after, so recency features make sense.
 run: model
-	RECS_AS_OF=$${RECS_AS_OF:-2011-12-10T00:00:00Z} $(BIN)/python -m app serve
+	RECS_AS_OF=$${RECS_AS_OF:-2011-12-10T00:00:00Z} RECS_DEMO=$${RECS_DEMO:-true} $(BIN)/python -m app serve
 
 lint: install
 	$(BIN)/ruff format --check .

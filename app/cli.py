@@ -383,6 +383,66 @@ def serve(
         )
 
 
+keys = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+cli.add_typer(keys, name="keys")
+
+
+@keys.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who will hold it, e.g. storefront.")],
+    scope: Annotated[
+        list[str], typer.Option(help="events:write, read or admin; repeat for several.")
+    ],
+) -> None:
+    """Create an API key and print it once; only its hash is stored."""
+    from app.auth import SCOPES, hash_key, new_key
+
+    unknown = set(scope) - set(SCOPES)
+    if unknown:
+        raise typer.BadParameter(f"unknown scope {sorted(unknown)}; choose from {SCOPES}")
+    key = new_key()
+    with psycopg.connect(libpq_url(get_settings().database_url), autocommit=True) as conn:
+        try:
+            conn.execute(
+                "INSERT INTO api_key (name, key_hash, scopes, created_at)"
+                " VALUES (%s, %s, %s, now())",
+                (name, hash_key(key), sorted(set(scope))),
+            )
+        except psycopg.errors.UniqueViolation:
+            console.print(f"[red]error:[/] a key named {name!r} exists; revoke it or pick a name")
+            raise SystemExit(1) from None
+    console.print(f"API key for {name} ({', '.join(sorted(set(scope)))}); it is not shown again:")
+    print(key)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key's name, scopes and state (never the key)."""
+    with psycopg.connect(libpq_url(get_settings().database_url)) as conn:
+        rows = conn.execute(
+            "SELECT name, scopes, created_at, revoked_at FROM api_key ORDER BY name"
+        ).fetchall()
+    table = Table("name", "scopes", "created", "state")
+    for name, scopes, created, revoked in rows:
+        state = f"revoked {revoked:%Y-%m-%d %H:%M}" if revoked else "active"
+        table.add_row(name, ", ".join(scopes), f"{created:%Y-%m-%d %H:%M}", state)
+    console.print(table)
+
+
+@keys.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument()]) -> None:
+    """Revoke a key: refused by every process within 30 s."""
+    with psycopg.connect(libpq_url(get_settings().database_url), autocommit=True) as conn:
+        done = conn.execute(
+            "UPDATE api_key SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL",
+            (name,),
+        ).rowcount
+    if not done:
+        console.print(f"[red]error:[/] no active key named {name!r}")
+        raise SystemExit(1)
+    console.print(f"revoked {name}")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

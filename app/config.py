@@ -80,6 +80,18 @@ class Settings(BaseSettings):
         description="transformers writer: a LoRA adapter directory, `latest` (the newest under"
         " models/reason_lm/) or `none`.",
     )
+    read_requires_key: bool = Field(
+        False,
+        description="Whether reads (/v1 GET, POST /v1/recommend) need an API key with the"
+        " read scope; writes (POST /v1/events) always need one with events:write.",
+    )
+    cors_origins: list[str] = Field(
+        [],
+        description='Browser origins allowed to call the API, as JSON: ["https://shop.example"].',
+    )
+    demo: bool = Field(
+        False, description="Serve the /demo page and its add-to-cart endpoint (make run sets it)."
+    )
     rate_limit_per_minute: int = Field(
         6000, ge=0,
         description="/v1 requests a minute each client (IP address) may make, counted in Redis"

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.auth import KeyStore
 from app.cache import Cache
 from app.config import Settings
 from app.db.engine import create_engine_for_service
@@ -46,6 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # the ranker. One batch runs at a time; a few more may wait.
     lm_pool = InferencePool(1, 4)
     app.state.engine = engine
+    app.state.keys = KeyStore(engine)
     app.state.redis = redis
     app.state.service = None
     app.state.invalidations = None

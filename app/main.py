@@ -1,6 +1,7 @@
 """The FastAPI application factory."""
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.api import demo, events, explain, health, items, metrics, recommend, shoppers
@@ -32,8 +33,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last = outermost: every answer, a 413 or 429 too, gets a request id and is measured.
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
     app.add_middleware(RateLimit, per_minute=app.state.settings.rate_limit_per_minute)
+    if app.state.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=app.state.settings.cors_origins,
+            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Request-ID", "Retry-After"], max_age=600,
+        )  # fmt: skip
     app.add_middleware(RequestContext)
-    for module in (health, metrics, recommend, explain, items, shoppers, events, demo):
+    for module in (health, metrics, recommend, explain, items, shoppers, events):
         app.include_router(module.router)
-    app.mount("/demo/assets", demo.assets, name="demo-assets")
+    if app.state.settings.demo:
+        app.include_router(demo.router)
+        app.mount("/demo/assets", demo.assets, name="demo-assets")
     return app

@@ -1,11 +1,18 @@
-"""/demo: the storefront demo page. Static files served by the app itself (no CDN); the page
-talks to the public API like any storefront would."""
+"""/demo: the storefront demo page (on when RECS_DEMO is set). Static files served by the app
+itself (no CDN); the page reads the public API like any storefront would. Writing events needs an
+API key, which a page must never hold, so "add to cart" goes through POST /demo/cart, which
+records the event server-side: the part a storefront's own backend would play."""
 
+import uuid
 from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import Field
+
+from app.deps import ServiceDep
+from app.schemas import USER_ID_PATTERN, Event, EventBatch, EventsAccepted, Strict
 
 PAGE_DIR = Path(__file__).resolve().parent.parent / "demo"
 # Only our own scripts and styles run on the page, whatever a product title holds.
@@ -24,3 +31,17 @@ async def demo() -> HTMLResponse:
         (PAGE_DIR / "index.html").read_text(),
         headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"},
     )
+
+
+class CartAdd(Strict):
+    user_id: str = Field(min_length=1, max_length=64, pattern=USER_ID_PATTERN)
+    item_id: int = Field(ge=1, le=2**62)
+
+
+@router.post("/demo/cart")
+async def add_to_cart(service: ServiceDep, body: CartAdd) -> EventsAccepted:
+    event = Event(
+        event_id=f"demo-{uuid.uuid4().hex}", user_id=body.user_id, item_id=body.item_id,
+        event="add_to_cart",
+    )  # fmt: skip
+    return await service.record(EventBatch(events=[event]))

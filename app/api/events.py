@@ -1,12 +1,13 @@
 """/v1/events: shopper feedback in. Idempotent by event_id."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from app.api.responses import ERRORS
+from app.auth import require
 from app.deps import ServiceDep
 from app.schemas import EventBatch, EventsAccepted
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(require("events:write"))])
 
 
 @router.post(

@@ -2,13 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from app.api.responses import ERRORS
+from app.auth import READS
 from app.deps import ServiceDep
 from app.schemas import MAX_K, Item, SimilarResponse
 
-router = APIRouter(prefix="/v1/items", tags=["items"])
+router = APIRouter(prefix="/v1/items", tags=["items"], dependencies=[Depends(READS)])
 ItemIdPath = Annotated[int, Path(ge=1, le=2**62, description="The item's id.")]
 
 

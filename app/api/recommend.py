@@ -2,13 +2,14 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from app.api.responses import ERRORS, respond
+from app.auth import READS
 from app.deps import RequestIdDep, ServiceDep
 from app.schemas import RecommendRequest, RecommendResponse
 
-router = APIRouter(prefix="/v1", tags=["recommend"])
+router = APIRouter(prefix="/v1", tags=["recommend"], dependencies=[Depends(READS)])
 
 
 @router.get(

@@ -2,13 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from app.api.responses import ERRORS
+from app.auth import READS
 from app.deps import ServiceDep
 from app.schemas import USER_ID_PATTERN, ShopperHistory, ShopperSample
 
-router = APIRouter(prefix="/v1/shoppers", tags=["shoppers"])
+router = APIRouter(prefix="/v1/shoppers", tags=["shoppers"], dependencies=[Depends(READS)])
 
 
 @router.get(

@@ -159,3 +159,14 @@ user_item_feature = Table(
     Column("last_at", DateTime(timezone=True), nullable=False),
     Column("median_repurchase_gap_days", Double, comment="NULL when bought in one basket"),
 )
+
+api_key = Table(
+    "api_key",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("key_hash", Text, nullable=False, unique=True),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)

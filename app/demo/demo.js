@@ -91,11 +91,9 @@ async function show(user) {
 
 async function addToCart(item, button) {
   button.disabled = true;
-  const event = {
-    event_id: `demo-${crypto.randomUUID()}`, user_id: current, item_id: item.item_id, event: "add_to_cart",
-  };
   try {
-    await api("/v1/events", { method: "POST", body: JSON.stringify({ events: [event] }) });
+    // The demo's stand-in for a storefront backend, which holds the API key for /v1/events.
+    await api("/demo/cart", { method: "POST", body: JSON.stringify({ user_id: current, item_id: item.item_id }) });
     say(`Added "${item.title}" to the cart; refreshing…`);
     await show(current);
   } catch (error) {

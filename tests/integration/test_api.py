@@ -21,6 +21,7 @@ from app.db.engine import libpq_url
 from app.main import create_app
 from app.serving.service import Service
 from tests.conftest import REDIS_URL, TinyWorld
+from tests.integration.test_auth import add_key
 from tests.integration.test_health import DEAD_REDIS, client_for
 
 AS_OF = datetime(2011, 2, 1, tzinfo=UTC)
@@ -34,12 +35,18 @@ def api_settings(tiny_world: TinyWorld) -> Settings:
     )  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def writer_key(tiny_world: TinyWorld) -> str:
+    return add_key(tiny_world.database_url, "storefront", ["events:write"])
+
+
 @pytest.fixture
-async def client(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def client(api_settings: Settings, writer_key: str) -> AsyncIterator[httpx.AsyncClient]:
     redis = Redis.from_url(REDIS_URL)
     await redis.flushdb()  # db 15 belongs to the tests
     await redis.aclose()
     async with client_for(create_app(api_settings)) as client:
+        client.headers["Authorization"] = f"Bearer {writer_key}"  # a storefront's backend
         yield client
 
 

@@ -38,7 +38,8 @@ def shopper(tiny_world: TinyWorld) -> str:
 
 @pytest.fixture(scope="module")
 def server(tiny_world: TinyWorld, shopper: str) -> Iterator[str]:
-    with serving(tiny_world) as base:  # started after the title changed: the catalog has it
+    # Started after the title changed: the catalog has it.
+    with serving(tiny_world, RECS_DEMO="true") as base:
         yield base
 
 
