@@ -342,6 +342,38 @@ async def test_validation_errors_are_problems(
     assert "Traceback" not in response.text
 
 
+@pytest.mark.parametrize(
+    ("method", "url", "content", "content_type", "status"),
+    [
+        ("GET", "/v1/recommend?user_id=" + "9" * 10_000, None, None, 422),  # very long id
+        ("GET", "/v1/recommend?user_id=%E2%80%AEabc%E2%80%8B", None, None, 422),  # RTL, zero-width
+        ("GET", "/v1/recommend?user_id=%F0%9F%9B%92", None, None, 422),  # an emoji
+        ("GET", "/v1/recommend?user_id=a%00b", None, None, 422),  # a NUL byte
+        ("GET", "/v1/explain?user_id=1&item_id=1%20OR%201%3D1", None, None, 422),
+        ("GET", "/v1/shoppers/x'%3B--/history", None, None, 422),
+        ("POST", "/v1/recommend", b'{"k": 5,', "application/json", 400),  # malformed JSON
+        ("POST", "/v1/recommend", b"\xff\xfe{}", "application/json", 400),  # not UTF-8
+        ("POST", "/v1/recommend", b'{"k": 5}', "text/plain", 422),  # wrong content type
+        ("POST", "/v1/recommend", b"<k>5</k>", "application/xml", 422),
+        ("POST", "/v1/events", b'{"events": [' + b"[" * 5_000 + b"]", "application/json", 400),
+    ],
+)  # fmt: skip
+async def test_hostile_inputs_get_problems_not_errors(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    content: bytes | None,
+    content_type: str | None,
+    status: int,
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = await client.request(method, url, content=content, headers=headers)
+    assert response.status_code == status, response.text[:300]
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Traceback" not in response.text
+    assert len(response.content) < 5_000  # the input is never echoed back
+
+
 async def test_redis_down_fails_open(api_settings: Settings, tiny_world: TinyWorld) -> None:
     user = shoppers_by_baskets(tiny_world, 1)[0]
     app = create_app(api_settings.model_copy(update={"redis_url": DEAD_REDIS}))
