@@ -30,6 +30,11 @@ OTHER_PROBLEMS: dict[str, dict[str, Any]] = {
     "400": {"type": "urn:reasonrec:problem:malformed-body", "title": "Bad Request",
             "status": 400, "detail": "The body is not valid JSON.", "instance": "/v1/recommend",
             "errors": [{"loc": ["body", 1], "msg": "JSON decode error", "type": "json_invalid"}]},
+    "401": {"type": "urn:reasonrec:problem:unauthorized", "title": "Unauthorized", "status": 401,
+            "detail": "an API key is needed: Authorization: Bearer <key>",
+            "instance": "/v1/events"},
+    "403": {"type": "urn:reasonrec:problem:forbidden", "title": "Forbidden", "status": 403,
+            "detail": "this key lacks the events:write scope", "instance": "/v1/events"},
     "413": {"type": "urn:reasonrec:problem:body-too-large", "title": "Request Entity Too Large",
             "status": 413, "detail": "the body is over 1048576 bytes", "instance": "/v1/events"},
     "429": {"type": "urn:reasonrec:problem:rate-limited", "title": "Too Many Requests",
@@ -78,11 +83,14 @@ def document(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, summary=app.summary,
         description=app.description, routes=app.routes, tags=TAGS,
     )  # fmt: skip
+    reads_open = not app.state.settings.read_requires_key
     examples = json.loads(EXAMPLES.read_text()) if EXAMPLES.exists() else {}
     problems = {**OTHER_PROBLEMS, **examples.get("problems", {})}
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             captured = examples.get(f"{method.upper()} {path}", {})
+            if reads_open and "events" not in operation.get("tags", []) and "security" in operation:
+                operation["security"] = [{}, *operation["security"]]  # a key is optional
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if body is not None and "request" in captured:
                 body["example"] = captured["request"]

@@ -9,6 +9,12 @@ from app.errors import Problem
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "The request could not be read."},
+    401: {
+        "model": Problem,
+        "description": "No valid API key (writes always need one; reads"
+        " when RECS_READ_REQUIRES_KEY is set).",
+    },
+    403: {"model": Problem, "description": "The API key lacks the scope this needs."},
     404: {"model": Problem, "description": "An item or route that does not exist."},
     413: {"model": Problem, "description": "The body is over RECS_MAX_BODY_BYTES."},
     422: {"model": Problem, "description": "The request is not valid (the fields say why)."},

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from app.config import Settings
 from app.main import create_app
 from app.schemas import (
     EventBatch,
@@ -60,3 +61,12 @@ def test_examples_from_real_data_match_the_models(name: str) -> None:
     if request_model is not None:
         body = operation["requestBody"]["content"]["application/json"]["example"]
         request_model.model_validate(body)
+
+
+def test_security_says_which_operations_need_a_key() -> None:
+    operations = dict(OPERATIONS)
+    assert operations["POST /v1/events"]["security"] == [{"HTTPBearer": []}]
+    assert {} in operations["GET /v1/recommend"]["security"]  # a key is optional for reads
+    keyed = create_app(Settings(read_requires_key=True)).openapi()
+    assert keyed["paths"]["/v1/recommend"]["get"]["security"] == [{"HTTPBearer": []}]
+    assert set(operations["POST /v1/events"]["responses"]) >= {"401", "403"}
