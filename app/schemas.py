@@ -2,11 +2,13 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_K = 100
+# An item id, bounded in the schema itself, so clients and fuzzers see the rule.
+ItemId = Annotated[int, Field(ge=1, le=2**62)]
 USER_ID_PATTERN = r"^[\w.@:+-]+$"
 
 
@@ -19,7 +21,7 @@ class RecommendRequest(Strict):
         None, min_length=1, max_length=64, pattern=USER_ID_PATTERN,
         description="The shopper's id; omit for an anonymous session.",
     )  # fmt: skip
-    item_ids: list[int] = Field(
+    item_ids: list[ItemId] = Field(
         [], max_length=50, description="Items of the current session (viewed, in the cart)."
     )
     country: str | None = Field(
@@ -27,7 +29,7 @@ class RecommendRequest(Strict):
     )
     k: int = Field(10, ge=1, le=MAX_K)
     exclude_purchased: bool = Field(False, description="Leave out items the shopper bought.")
-    exclude: list[int] = Field([], max_length=500, description="Item ids never to return.")
+    exclude: list[ItemId] = Field([], max_length=500, description="Item ids never to return.")
     theme: str | None = Field(None, max_length=100, description="Only items of this theme.")
     min_price: float | None = Field(None, ge=0)
     max_price: float | None = Field(None, ge=0)
@@ -41,8 +43,6 @@ class RecommendRequest(Strict):
             and self.min_price > self.max_price
         ):
             raise ValueError("min_price must not exceed max_price")
-        if any(i < 1 for i in [*self.item_ids, *self.exclude]):
-            raise ValueError("item ids are positive integers")
         return self
 
 
@@ -129,6 +129,15 @@ class Event(Strict):
     occurred_at: datetime | None = Field(
         None, description="When it happened (timezone required); default: when received."
     )
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _a_date_not_a_number(cls, value: object) -> object:
+        # Pydantic would read a number as Unix time; the schema promises an ISO 8601 string.
+        if isinstance(value, int | float):
+            raise ValueError("occurred_at is an ISO 8601 date-time string")
+        return value
+
     country: str | None = Field(None, max_length=64, description="For a shopper new to us.")
 
     @model_validator(mode="after")

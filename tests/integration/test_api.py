@@ -318,6 +318,7 @@ async def test_events_with_unknown_items_store_nothing(
         ("GET", "/v1/recommend?user_id=1&exclude=abc", None),
         ("GET", "/v1/recommend?user_id=%27%3B%20DROP%20TABLE%20item%3B--", None),
         ("GET", "/v1/recommend?user_id=1&min_price=-1", None),
+        ("GET", "/v1/recommend?user_id=1&exclude=-5", None),
         ("POST", "/v1/recommend", {"k": 5, "surprise": True}),
         ("POST", "/v1/recommend", {"min_price": 5, "max_price": 1}),
         ("POST", "/v1/recommend", {"item_ids": [0]}),
@@ -329,6 +330,8 @@ async def test_events_with_unknown_items_store_nothing(
                                             "event": "teleport"}]}),
         ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": 1,
                                             "event": "view", "occurred_at": "2011-01-01T10:00"}]}),
+        ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": 1,
+                                            "event": "view", "occurred_at": 0}]}),
     ],
 )  # fmt: skip
 async def test_validation_errors_are_problems(
