@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 PREFIX = "rr:v2"  # bumped whenever what is stored changes shape
 INVALIDATIONS = f"{PREFIX}:invalidate"  # channel: a shopper's digest, whose answers changed
+RELOADS = f"{PREFIX}:reload"  # channel: a ranker version every process should switch to
 
 
 def served_from_cache(body: bytes, request_id: str) -> bytes:
@@ -40,6 +41,34 @@ def digest(value: Any) -> str:
     """A short stable hash of a JSON-able value (request parameters, evidence)."""
     encoded = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(encoded.encode()).hexdigest()[:24]
+
+
+async def follow(
+    redis: Redis,
+    channel: str,
+    on_message: Callable[[str], Awaitable[None]],
+    on_subscribed: Callable[[], None] = lambda: None,
+    retry_s: float = 1.0,
+) -> None:
+    """Call `on_message` with each message published on `channel`, until cancelled. A lost
+    connection is logged, counted and retried; `on_subscribed` runs on each (re)subscription,
+    since messages may have been missed in between."""
+    while True:
+        try:
+            async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(channel)
+                on_subscribed()
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None:
+                        await on_message(message["data"].decode())
+        except (RedisError, OSError, TimeoutError) as error:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # redis-py can turn our cancellation into a connection error
+            CACHE_ERRORS.inc()
+            logger.warning("redis channel %s lost, retrying: %s", channel, error)
+            await asyncio.sleep(retry_s)
 
 
 class NearCache:
@@ -140,26 +169,14 @@ class Cache:
         pipe.publish(INVALIDATIONS, digest(user))
         await self._guard(pipe.execute())
 
-    async def follow_invalidations(self, retry_s: float = 1.0) -> None:
+    async def follow_invalidations(self) -> None:
         """Drop near entries as other processes invalidate shoppers; runs until cancelled.
         After a lost subscription the near cache starts empty: messages may have been missed."""
-        while True:
-            try:
-                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(INVALIDATIONS)
-                    self.near.clear()
-                    while True:
-                        message = await pubsub.get_message(timeout=None)
-                        if message is not None:
-                            self.near.drop(message["data"].decode())
-            except (RedisError, OSError, TimeoutError) as error:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise  # redis-py can turn our cancellation into a connection error
-                CACHE_ERRORS.inc()
-                self.near.clear()
-                logger.warning("cache invalidation channel lost, retrying: %s", error)
-                await asyncio.sleep(retry_s)
+
+        async def drop(shopper: str) -> None:
+            self.near.drop(shopper)
+
+        await follow(self.redis, INVALIDATIONS, drop, on_subscribed=self.near.clear)
 
     async def get_reason(
         self, user: str, item_id: int, writer: str, evidence: str

@@ -21,6 +21,11 @@ class Settings(BaseSettings):
         "postgresql+psycopg://postgres@127.0.0.1:5432/reasonrec",
         description="SQLAlchemy URL of the Postgres database (psycopg 3 driver).",
     )
+    database_timeout_s: int = Field(
+        2, ge=2, le=60,
+        description="Longest wait for a Postgres connection (to open one, or a free one from the"
+        " pool); past it, requests get 503 + Retry-After instead of hanging.",
+    )  # fmt: skip
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for the cache.")
     data_dir: Path = Field(
         PROJECT_ROOT.parent / "shared" / "data",
@@ -29,6 +34,11 @@ class Settings(BaseSettings):
     models_dir: Path = Field(
         PROJECT_ROOT / "models",
         description="Where model bundles are written and read (two_tower/<version>/).",
+    )
+    model_version: str = Field(
+        "",
+        description="Ranker version to serve (a folder under models/two_tower/); empty = the"
+        " newest. POST /v1/admin/reload switches a running service.",
     )
     host: str = Field("127.0.0.1", description="Address `python -m app serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `python -m app serve` listens on.")
@@ -94,8 +104,14 @@ class Settings(BaseSettings):
     )
     rate_limit_per_minute: int = Field(
         6000, ge=0,
-        description="/v1 requests a minute each client (IP address) may make, counted in Redis"
-        " across processes; over it: 429 + Retry-After. 0 turns the limit off.",
+        description="/v1 requests a minute each IP address may make (requests with a valid API"
+        " key count against the key instead), counted in Redis across processes; over it: 429 +"
+        " Retry-After. 0 turns the limit off.",
+    )  # fmt: skip
+    key_rate_limit_per_minute: int = Field(
+        60_000, ge=0,
+        description="/v1 requests a minute each valid API key may make (a storefront backend"
+        " serves many shoppers from one address); over it: 429 + Retry-After. 0: no limit.",
     )  # fmt: skip
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted; larger: 413."

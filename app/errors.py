@@ -9,7 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.metrics import DATABASE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,14 @@ class Overloaded(ProblemError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
     kind = "overloaded"
     headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "1"}
+
+
+class DatabaseUnavailable(ProblemError):
+    """Postgres cannot be reached (or answers too slowly): answer at once, don't hang."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    kind = "database-unavailable"
+    headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "5"}
 
 
 class NotFound(ProblemError):
@@ -95,7 +107,19 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
     kind = getattr(exc, "kind", None)  # set by our own subclasses (app/limits.py)
-    return problem_response(request, exc.status_code, detail, kind, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette names only the first route on this path; GET and POST /v1/recommend are two.
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return problem_response(request, exc.status_code, detail, kind, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    path = request.url.path
+    return sorted(
+        {m for route in request.app.state.api_routes if route.path_regex.match(path)
+         for m in route.methods}
+    )  # fmt: skip
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -115,6 +139,14 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    # A lost or refused connection, or no pooled connection free in time: Postgres is down or
+    # out of reach. The pool's pre-ping replaces dead connections once it is back.
+    DATABASE_ERRORS.inc()
+    logger.warning("postgres unavailable on %s: %s", request.url.path, exc.__class__.__name__)
+    return await _on_problem(request, DatabaseUnavailable("the database is unavailable; retry"))
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(request, 500, "An unexpected error occurred.", "internal-error")
@@ -124,4 +156,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    for error in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(error, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -5,6 +5,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import torch
@@ -15,13 +16,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import KeyStore
-from app.cache import Cache
+from app.cache import RELOADS, Cache, follow
 from app.config import Settings
 from app.db.engine import create_engine_for_service
 from app.db.tables import app_user, item_popularity
+from app.metrics import MODEL_RELOADS
 from app.reasons.guard import Vocabulary
 from app.reasons.writers import Generator, LMWriter, ReasonWriter, TemplateWriter
-from app.serving.bundle import BundleError, latest_version, load_bundle
+from app.serving.bundle import BundleError, find_version, latest_version, load_bundle
 from app.serving.catalog import load_catalog
 from app.serving.inference import Batcher, InferencePool
 from app.serving.recommender import Recommender
@@ -35,7 +37,7 @@ logger = logging.getLogger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    engine = create_engine_for_service(settings.database_url)
+    engine = create_engine_for_service(settings.database_url, settings.database_timeout_s)
     # Short socket timeouts: a stalled Redis must cost a request milliseconds, not seconds.
     redis = Redis.from_url(
         settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
@@ -51,8 +53,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = redis
     app.state.service = None
     app.state.invalidations = None
-    app.state.load_service = lambda: load_service(settings, engine, redis, pool, lm_pool)
+    app.state.reload_lock = asyncio.Lock()
+    app.state.load_service = lambda version=None, previous=None: load_service(
+        settings, engine, redis, pool, lm_pool, version, previous
+    )
     await ensure_service(app)
+    reloads = asyncio.create_task(follow(redis, RELOADS, lambda v: follow_reload(app, v)))
     # Everything loaded so far lives as long as the process: keep it out of the garbage
     # collector's full passes, which otherwise stall the event loop for ~100 ms now and then.
     gc.collect()
@@ -60,9 +66,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if app.state.invalidations is not None:
-            app.state.invalidations.cancel()
-            await asyncio.wait([app.state.invalidations], timeout=1)
+        tasks = [t for t in (reloads, app.state.invalidations) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=1)
         pool.close()
         lm_pool.close()
         await redis.aclose()
@@ -91,10 +98,9 @@ async def ensure_service(app: FastAPI) -> bool:
     if app.state.service is not None:
         return True
     try:
-        app.state.service = await app.state.load_service()
-        app.state.invalidations = asyncio.create_task(
-            app.state.service.cache.follow_invalidations()
-        )
+        async with app.state.reload_lock:
+            if app.state.service is None:
+                switch_to(app, await app.state.load_service())
     except (BundleError, OSError) as error:
         logger.error("no model loaded, recommendations unavailable: %s", error)
     except SQLAlchemyError as error:
@@ -102,11 +108,61 @@ async def ensure_service(app: FastAPI) -> bool:
     return app.state.service is not None
 
 
+def switch_to(app: FastAPI, service: Service) -> None:
+    """Serve `service` from now on. One assignment: a request reads app.state.service once
+    (deps._service), so it sees one model version from start to end."""
+    app.state.service = service
+    if app.state.invalidations is not None:
+        app.state.invalidations.cancel()
+    app.state.invalidations = asyncio.create_task(service.cache.follow_invalidations())
+
+
+async def reload_service(app: FastAPI, version: str | None) -> tuple[str | None, Service]:
+    """Load ranker `version` (None: the newest) beside the one serving, then switch to it;
+    the reason writer is kept. Requests go on meanwhile; a bundle that fails to load leaves
+    the running one serving. Returns the previous version and the new service."""
+    if version is None:
+        version = latest_version(app.state.settings.models_dir / "two_tower").name
+    async with app.state.reload_lock:
+        previous: Service | None = app.state.service
+        try:
+            service = await app.state.load_service(version, previous)
+        except Exception:
+            MODEL_RELOADS.labels("failed").inc()
+            raise
+        switch_to(app, service)
+    MODEL_RELOADS.labels("ok").inc()
+    logger.info(
+        "ranker switched: %s -> %s", previous and previous.bundle.version, service.bundle.version
+    )
+    return (previous.bundle.version if previous else None), service
+
+
+async def follow_reload(app: FastAPI, version: str) -> None:
+    """Another process reloaded to `version`: do the same here, unless already on it."""
+    service: Service | None = app.state.service
+    if service is not None and service.bundle.version == version:
+        return
+    try:
+        await reload_service(app, version)
+    except (BundleError, OSError, SQLAlchemyError) as error:
+        logger.error("could not follow the reload to %s: %s", version, error)
+
+
+def bundle_path(settings: Settings, version: str | None) -> Path:
+    """Where ranker `version` lives; None: RECS_MODEL_VERSION, or else the newest."""
+    root = settings.models_dir / "two_tower"
+    version = version or settings.model_version
+    return find_version(root, version) if version else latest_version(root)
+
+
 async def load_service(
     settings: Settings, engine: AsyncEngine, redis: Redis, pool: InferencePool,
-    lm_pool: InferencePool,
+    lm_pool: InferencePool, version: str | None = None, previous: Service | None = None,
 ) -> Service:  # fmt: skip
-    bundle = load_bundle(latest_version(settings.models_dir / "two_tower"))
+    """Everything a request needs. With `previous` (a reload), its reason writer is kept and
+    pointed at the new catalog: the LM is costly to load and a reload swaps the ranker."""
+    bundle = load_bundle(bundle_path(settings, version))
     async with engine.connect() as conn:
         catalog = await load_catalog(conn, bundle.item_skus)
         countries = await conn.execute(
@@ -130,7 +186,10 @@ async def load_service(
     batcher: Batcher[ScoreRequest, FloatArray] = Batcher(
         pool, lambda requests: list(retriever.score_requests(requests))
     )
-    writer = await asyncio.to_thread(load_writer, settings, vocabulary, lm_pool)
+    if previous is None:
+        writer = await asyncio.to_thread(load_writer, settings, vocabulary, lm_pool)
+    else:
+        writer = previous.writer.for_vocabulary(vocabulary)
     return Service(
         bundle, catalog, recommender, engine, cache, pool, batcher, writer, vocabulary,
         settings.as_of,

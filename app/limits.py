@@ -1,7 +1,9 @@
 """Request limits, enforced before routing: body size (413) and a per-client rate (429).
 
 The rate is counted in Redis, per client and per minute, so every process and replica shares
-one budget. A client is its IP address (API keys, when they come, will replace it). When Redis
+one budget. A request with a valid API key is counted against that key, with its own (larger)
+budget: a storefront's backend serves many shoppers from one address. Anything else, a made-up
+key included, is counted against its IP address. When Redis
 cannot be reached the request is let through and counted: a cache outage must not become an
 outage of the API.
 """
@@ -10,10 +12,13 @@ import time
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth import KeyStore, hash_key
 from app.cache import PREFIX
 from app.errors import problem_response
 from app.metrics import CACHE_ERRORS
@@ -77,33 +82,55 @@ class BodyLimit:
 
 
 class RateLimit:
-    """429 + Retry-After once a client has made `per_minute` /v1 requests this minute."""
+    """429 + Retry-After once a client has made its budget of /v1 requests this minute:
+    `per_key` for a valid API key, `per_ip` for an address."""
 
-    def __init__(self, app: ASGIApp, per_minute: int) -> None:
+    def __init__(self, app: ASGIApp, per_ip: int, per_key: int) -> None:
         self.app = app
-        self.per_minute = per_minute
+        self.per_ip = per_ip
+        self.per_key = per_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or self.per_minute <= 0 or not path.startswith(LIMITED_PREFIX):
+        if scope["type"] != "http" or not path.startswith(LIMITED_PREFIX):
             await self.app(scope, receive, send)
             return
+        state = scope["app"].state
+        key = await self._valid_key(state, Request(scope))
         client = scope.get("client")
-        who = client[0] if client else "unknown"
+        address = client[0] if client else "?"
+        who, budget = (f"key:{key[:16]}", self.per_key) if key else (address, self.per_ip)
+        if budget <= 0:
+            await self.app(scope, receive, send)
+            return
         now = time.time()
         minute = int(now // 60)
-        redis = getattr(scope["app"].state, "redis", None)  # set by the lifespan
+        redis = getattr(state, "redis", None)  # set by the lifespan
         count = None if redis is None else await self._count(redis, f"{PREFIX}:rate:{who}:{minute}")
-        if count is not None and count > self.per_minute:
+        if count is not None and count > budget:
             retry_after = str(max(1, 60 * (minute + 1) - int(now)))
+            whose = "this API key" if key else who
             response = problem_response(
                 Request(scope, receive), 429,
-                f"over {self.per_minute} requests a minute from {who}; see Retry-After",
+                f"over {budget} requests a minute from {whose}; see Retry-After",
                 "rate-limited", headers={"Retry-After": retry_after},
             )  # fmt: skip
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _valid_key(state: State, request: Request) -> str | None:
+        """The hash of the request's API key if the key is valid (known, not revoked)."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        keys: KeyStore | None = getattr(state, "keys", None)
+        if scheme.lower() != "bearer" or not token or keys is None:
+            return None
+        try:
+            scopes = await keys.scopes(token)
+        except SQLAlchemyError:  # Postgres down: count it by address meanwhile
+            return None
+        return hash_key(token) if scopes is not None else None
 
     @staticmethod
     async def _count(redis: Redis, key: str) -> int | None:

@@ -4,7 +4,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import demo, events, explain, health, items, metrics, recommend, shoppers
+from app.api import admin, demo, events, explain, health, items, metrics, recommend, shoppers
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.lifespan import lifespan
@@ -32,7 +32,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Added last = outermost: every answer, a 413 or 429 too, gets a request id and is measured.
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
-    app.add_middleware(RateLimit, per_minute=app.state.settings.rate_limit_per_minute)
+    app.add_middleware(
+        RateLimit, per_ip=app.state.settings.rate_limit_per_minute,
+        per_key=app.state.settings.key_rate_limit_per_minute,
+    )  # fmt: skip
     if app.state.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=app.state.settings.cors_origins,
@@ -40,8 +43,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"], max_age=600,
         )  # fmt: skip
     app.add_middleware(RequestContext)
-    for module in (health, metrics, recommend, explain, items, shoppers, events):
-        app.include_router(module.router)
+    routers = [
+        m.router for m in (health, metrics, recommend, explain, items, shoppers, events, admin)
+    ]
+    for router in routers:
+        app.include_router(router)
+    # What a 405's Allow header lists (app/errors.py).
+    app.state.api_routes = [route for router in routers for route in router.routes]
     if app.state.settings.demo:
         app.include_router(demo.router)
         app.mount("/demo/assets", demo.assets, name="demo-assets")

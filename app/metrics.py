@@ -22,3 +22,9 @@ FALLBACKS = Counter(
     "reasonrec_fallbacks_total", "Answers served by a fallback path, by reason.", ["reason"]
 )
 EVENTS = Counter("reasonrec_events_total", "Events received, by outcome.", ["outcome"])
+DATABASE_ERRORS = Counter(
+    "reasonrec_database_errors_total", "Requests answered 503 because Postgres was unreachable."
+)
+MODEL_RELOADS = Counter(
+    "reasonrec_model_reloads_total", "Ranker reloads in this process, by outcome.", ["outcome"]
+)

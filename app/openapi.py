@@ -25,7 +25,10 @@ TAGS = [
     {"name": "events", "description": "Views, clicks, carts and purchases, stored once each"
      " (client event ids); the shopper's next recommendations reflect them."},
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+    {"name": "admin", "description": "Operating a running service (a key with the admin"
+     " scope): ranker versions, and switching to another without a restart."},
 ]  # fmt: skip
+KEYED_TAGS = {"events", "admin"}  # always need a key; the other routes only when configured
 OTHER_PROBLEMS: dict[str, dict[str, Any]] = {
     "400": {"type": "urn:reasonrec:problem:malformed-body", "title": "Bad Request",
             "status": 400, "detail": "The body is not valid JSON.", "instance": "/v1/recommend",
@@ -89,7 +92,8 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             captured = examples.get(f"{method.upper()} {path}", {})
-            if reads_open and "events" not in operation.get("tags", []) and "security" in operation:
+            keyed = KEYED_TAGS & set(operation.get("tags", []))
+            if reads_open and not keyed and "security" in operation:
                 operation["security"] = [{}, *operation["security"]]  # a key is optional
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if body is not None and "request" in captured:

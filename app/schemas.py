@@ -177,3 +177,26 @@ class EventsAccepted(BaseModel):
     received: int
     stored: int = Field(description="New events stored.")
     duplicates: int = Field(description="Events whose event_id was already stored (skipped).")
+
+
+VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$"  # a folder name under models/, never a path
+
+
+class ReloadRequest(Strict):
+    version: str | None = Field(
+        None, pattern=VERSION_PATTERN, description="A ranker version; omitted: the newest."
+    )
+
+
+class Reloaded(BaseModel):
+    previous: str | None = Field(description="The ranker version served before.")
+    serving: str = Field(description="The ranker version served from now on.")
+    processes_notified: int = Field(
+        description="Server processes told through Redis to switch too, this one included"
+        " (0 when Redis is down: then only this process switched)."
+    )
+
+
+class ModelList(BaseModel):
+    serving: str = Field(description="The ranker version this process serves.")
+    available: list[str] = Field(description="Ranker versions on disk, oldest first.")

@@ -2,13 +2,13 @@
 
 import csv
 import gzip
+import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +22,7 @@ import pytest
 from app.config import PROJECT_ROOT, Settings
 from app.db.engine import drop_database, ensure_database, libpq_url
 from app.db.migrate import upgrade
+from bench.faults import free_port
 
 if TYPE_CHECKING:
     from app.train.pipeline import TrainReport
@@ -130,9 +131,7 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyWorld]:
 def serving(world: TinyWorld, workers: int = 1, **env: str) -> Iterator[str]:
     """`python -m app serve` on a free port over the tiny world; yields its base URL once
     /readyz has answered 200 twenty times in a row (every worker is up)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     environment = {
         **os.environ, "RECS_DATABASE_URL": world.database_url, "RECS_REDIS_URL": REDIS_URL,
         "RECS_MODELS_DIR": str(world.models_dir), "RECS_WORKERS": str(workers),
@@ -156,3 +155,30 @@ def serving(world: TinyWorld, workers: int = 1, **env: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class Shoppers:
+    users: list[str]
+    items: list[int]
+
+
+@pytest.fixture(scope="module")
+def shoppers(tiny_world: TinyWorld) -> Shoppers:
+    """A few real shoppers, and items the model knows."""
+    skus = json.loads(next(tiny_world.models_dir.glob("two_tower/*/id_maps.json")).read_text())
+    with psycopg.connect(libpq_url(tiny_world.database_url)) as conn:
+        users = [u for (u,) in conn.execute("SELECT external_id FROM app_user ORDER BY id LIMIT 8")]
+        rows = conn.execute(
+            "SELECT id FROM item WHERE sku = ANY(%s) ORDER BY id LIMIT 8", (skus["item_skus"],)
+        )
+        items = [i for (i,) in rows]
+    return Shoppers(users, items)
+
+
+def wait_for(check: Callable[[], bool], seconds: float) -> float:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, f"not so within {seconds} s"
+        time.sleep(0.2)
+    return time.monotonic() - started

@@ -4,7 +4,7 @@ import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.deps import EngineDep, RedisDep, SettingsDep
@@ -21,7 +21,9 @@ class Alive(BaseModel):
 
 
 class Ready(BaseModel):
-    status: Literal["ready"] = "ready"
+    status: Literal["ready", "degraded"] = Field(
+        description="degraded: Redis is unreachable; answers go on without the cache."
+    )
     checks: dict[str, Check]
 
 
@@ -32,8 +34,12 @@ async def healthz() -> Alive:
 
 @router.get(
     "/readyz",
-    summary="Postgres and Redis are reachable and the model is loaded",
-    responses={503: {"model": Problem, "description": "A dependency is unreachable."}},
+    summary="Postgres is reachable and the model is loaded",
+    description="Ready (200) while the service can answer: Postgres reachable and the model"
+    " loaded. Redis is checked too, but an unreachable Redis only makes the answer `degraded`:"
+    " the service answers without its cache, and a cache outage must not take every replica"
+    " out of the load balancer.",
+    responses={503: {"model": Problem, "description": "Postgres is unreachable or no model."}},
 )
 async def readyz(
     request: Request, engine: EngineDep, redis: RedisDep, settings: SettingsDep
@@ -55,7 +61,7 @@ async def readyz(
         for name, result in zip(names, results, strict=True)
     }
     checks["model"] = "ok" if await ensure_service(request.app) else "not_loaded"
-    if any(state != "ok" for state in checks.values()):
-        failing = ", ".join(name for name, state in checks.items() if state != "ok")
-        raise NotReady(f"unreachable: {failing}", checks=checks)
-    return Ready(checks=checks)
+    failing = [name for name, state in checks.items() if state != "ok"]
+    if set(failing) - {"redis"}:
+        raise NotReady(f"unavailable: {', '.join(failing)}", checks=checks)
+    return Ready(status="degraded" if failing else "ready", checks=checks)

@@ -6,9 +6,21 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
-def create_engine_for_service(database_url: str) -> AsyncEngine:
-    # pool_pre_ping: a restarted Postgres must not leave dead connections in the pool.
-    return create_async_engine(database_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+def create_engine_for_service(database_url: str, timeout_s: int = 2) -> AsyncEngine:
+    """The service's pool. When Postgres is out of reach a request must fail within about
+    `timeout_s` (and be answered 503), never hang: connecting, waiting for a pooled connection
+    and unacknowledged writes on a silent network are all bounded by it."""
+    return create_async_engine(
+        database_url, pool_size=10, max_overflow=10,
+        # A restarted Postgres must not leave dead connections in the pool.
+        pool_pre_ping=True,
+        pool_timeout=timeout_s,
+        connect_args={
+            "connect_timeout": timeout_s,
+            "tcp_user_timeout": timeout_s * 1000,
+            "keepalives_idle": 10, "keepalives_interval": 2, "keepalives_count": 3,
+        },
+    )  # fmt: skip
 
 
 def libpq_url(database_url: str) -> str:

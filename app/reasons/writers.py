@@ -67,12 +67,19 @@ class ReasonWriter(Protocol):
 
     async def write(self, cases: list[Case], keep: Keep | None = None) -> list[Written]: ...
 
+    def for_vocabulary(self, vocabulary: guard.Vocabulary) -> "ReasonWriter":
+        """This writer, guarding against another catalog's names (after a ranker reload)."""
+        ...
+
 
 class TemplateWriter:
     name = TEMPLATE
 
     async def write(self, cases: list[Case], keep: Keep | None = None) -> list[Written]:
         return [Written(template_reason(c.facts, c.style), TEMPLATE) for c in cases]
+
+    def for_vocabulary(self, vocabulary: guard.Vocabulary) -> "TemplateWriter":
+        return self
 
 
 class LMWriter:
@@ -117,6 +124,9 @@ class LMWriter:
             self._guarded(case, slots, output)
             for case, (_, slots), output in zip(cases, rendered, outputs, strict=True)
         ]
+
+    def for_vocabulary(self, vocabulary: guard.Vocabulary) -> "LMWriter":
+        return LMWriter(self.generator, vocabulary, self.timeout_s, self.late_s)
 
     async def _finish_late(
         self,

@@ -9,6 +9,7 @@ models/two_tower/<version>/
 
 import contextlib
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from app import __version__
 from app.config import PROJECT_ROOT
+from app.schemas import VERSION_PATTERN
 from app.train.data import FloatArray, ItemSide
 from app.train.two_tower import TwoTower, TwoTowerConfig
 
@@ -107,11 +109,29 @@ def save_bundle(
     return path
 
 
+class UnknownVersion(BundleError):
+    """No bundle of that version exists."""
+
+
+def versions(root: Path) -> list[Path]:
+    """The bundles under root, oldest first (version names start with their creation time)."""
+    return sorted(p for p in root.glob("*") if (p / "manifest.json").is_file())
+
+
 def latest_version(root: Path) -> Path:
-    versions = sorted(p for p in root.glob("*") if (p / "manifest.json").is_file())
-    if not versions:
+    found = versions(root)
+    if not found:
         raise BundleError(f"no model bundle under {root}; run `python -m app train`")
-    return versions[-1]
+    return found[-1]
+
+
+def find_version(root: Path, version: str) -> Path:
+    """The bundle of this version; the name must be a plain folder name (never a path)."""
+    if not re.fullmatch(VERSION_PATTERN, version):
+        raise UnknownVersion(f"{version!r} is not a model version name")
+    if not (root / version / "manifest.json").is_file():
+        raise UnknownVersion(f"no model version {version} under {root}")
+    return root / version
 
 
 def load_bundle(path: Path) -> Bundle:

@@ -39,17 +39,16 @@ async def test_readyz_when_postgres_and_redis_answer(settings: Settings) -> None
     }
 
 
-async def test_readyz_when_redis_is_down(settings: Settings) -> None:
+async def test_readyz_is_degraded_not_down_when_redis_is(settings: Settings) -> None:
+    """The service answers without its cache: it stays in the load balancer."""
     app = create_app(settings.model_copy(update={"redis_url": DEAD_REDIS}))
     async with client_for(app) as client:
         response = await client.get("/readyz")
-    assert response.status_code == 503
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["checks"] == {"postgres": "ok", "redis": "unreachable", "model": "ok"}
-    assert body["status"] == 503
-    assert body["type"] == "urn:reasonrec:problem:not-ready"
-    assert body["detail"] == "unreachable: redis"
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "degraded",
+        "checks": {"postgres": "ok", "redis": "unreachable", "model": "ok"},
+    }
 
 
 async def test_readyz_when_postgres_is_down(settings: Settings) -> None:
@@ -57,11 +56,12 @@ async def test_readyz_when_postgres_is_down(settings: Settings) -> None:
     async with client_for(app) as client:
         response = await client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {
-        "postgres": "unreachable",
-        "redis": "ok",
-        "model": "not_loaded",
-    }
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["checks"] == {"postgres": "unreachable", "redis": "ok", "model": "not_loaded"}
+    assert body["status"] == 503
+    assert body["type"] == "urn:reasonrec:problem:not-ready"
+    assert body["detail"] == "unavailable: postgres, model"
 
 
 async def test_unknown_route_and_method_are_problems(settings: Settings) -> None:
@@ -79,6 +79,15 @@ async def test_unknown_route_and_method_are_problems(settings: Settings) -> None
     }
     assert wrong_method.status_code == 405
     assert wrong_method.json()["title"] == "Method Not Allowed"
+
+
+async def test_405_allows_every_method_of_the_path(settings: Settings) -> None:
+    """GET and POST /v1/recommend are two routes; Allow names both."""
+    async with client_for(create_app(settings)) as client:
+        response = await client.request("OPTIONS", "/v1/recommend")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}
 
 
 async def test_unexpected_errors_are_problems_without_tracebacks(settings: Settings) -> None:

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import REDIS_URL
+from tests.integration.test_auth import add_key
 from tests.integration.test_health import DEAD_REDIS, client_for
 
 
@@ -38,6 +39,28 @@ async def test_a_client_over_its_rate_gets_429_with_retry_after(settings: Settin
         assert 1 <= int(over.headers["retry-after"]) <= 60
         assert "x-request-id" in over.headers
         assert (await client.get("/healthz")).status_code == 200  # probes are never limited
+
+
+async def test_a_valid_key_has_its_own_budget_and_a_made_up_one_none(settings: Settings) -> None:
+    """A storefront backend serves many shoppers from one address: its key, not its address,
+    is counted. Made-up keys count against the address, or they would dodge its limit."""
+    await a_fresh_minute()
+    key = add_key(settings.database_url, "storefront", ["read"])
+    limited = settings.model_copy(
+        update={"redis_url": REDIS_URL, "rate_limit_per_minute": 3, "key_rate_limit_per_minute": 6}
+    )
+    async with client_for(create_app(limited)) as client:
+        keyed = [
+            await client.get("/v1/items/1", headers={"Authorization": f"Bearer {key}"})
+            for _ in range(7)
+        ]
+        assert [a.status_code == 429 for a in keyed] == [False] * 6 + [True]
+        assert "this API key" in keyed[-1].json()["detail"]
+        made_up = [
+            await client.get("/v1/items/1", headers={"Authorization": f"Bearer rr_made-up-{n}"})
+            for n in range(4)
+        ]
+        assert [a.status_code == 429 for a in made_up] == [False] * 3 + [True]
 
 
 async def test_the_rate_limit_fails_open_without_redis(settings: Settings) -> None:
