@@ -1,15 +1,20 @@
 """Request and response models of the public API (separate in and out models)."""
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_K = 100
+# The largest item id: JavaScript's Number.MAX_SAFE_INTEGER, so that every id survives a JSON
+# round trip through a browser (and a fuzzer's float arithmetic) unchanged.
+MAX_ITEM_ID = 2**53 - 1
 # An item id, bounded in the schema itself, so clients and fuzzers see the rule.
-ItemId = Annotated[int, Field(ge=1, le=2**62)]
-USER_ID_PATTERN = r"^[\w.@:+-]+$"
+ItemId = Annotated[int, Field(ge=1, le=MAX_ITEM_ID)]
+# ASCII only, spelled out: `\w` means more in Python's regexes than in the schema's (ECMA-262),
+# and look-alike letters from other scripts have no place in an id.
+USER_ID_PATTERN = r"^[A-Za-z0-9_.@:+-]+$"
+EVENT_ID_PATTERN = r"^[A-Za-z0-9_.:+-]+$"
 
 
 class Strict(BaseModel):
@@ -31,19 +36,29 @@ class RecommendRequest(Strict):
     exclude_purchased: bool = Field(False, description="Leave out items the shopper bought.")
     exclude: list[ItemId] = Field([], max_length=500, description="Item ids never to return.")
     theme: str | None = Field(None, max_length=100, description="Only items of this theme.")
-    min_price: float | None = Field(None, ge=0)
-    max_price: float | None = Field(None, ge=0)
+    min_price: float | None = Field(
+        None, ge=0, description="Only items at this price or more (none above max_price)."
+    )
+    max_price: float | None = Field(None, ge=0, description="Only items at this price or less.")
     with_reasons: bool = Field(False, description="Add a reason and its evidence to each item.")
 
-    @model_validator(mode="after")
-    def _prices_in_order(self) -> "RecommendRequest":
-        if (
-            self.min_price is not None
-            and self.max_price is not None
-            and self.min_price > self.max_price
-        ):
-            raise ValueError("min_price must not exceed max_price")
-        return self
+
+class RecommendBody(RecommendRequest):
+    """POST's body. JSON carries types, so they are taken as given: `true`, never `1` or "yes",
+    and numbers, never strings. (A query string holds only strings: GET converts them.)"""
+
+    exclude_purchased: bool = Field(
+        False, strict=True, description="Leave out items the shopper bought."
+    )
+    min_price: float | None = Field(
+        None, ge=0, strict=True, description="Only items at this price or more."
+    )
+    max_price: float | None = Field(
+        None, ge=0, strict=True, description="Only items at this price or less."
+    )
+    with_reasons: bool = Field(
+        False, strict=True, description="Add a reason and its evidence to each item."
+    )
 
 
 class Item(BaseModel):
@@ -118,13 +133,18 @@ class ExplainResponse(BaseModel):
 
 class Event(Strict):
     event_id: str = Field(
-        min_length=1, max_length=128, pattern=r"^[\w.:+-]+$", description="Client idempotency key."
+        min_length=1,
+        max_length=128,
+        pattern=EVENT_ID_PATTERN,
+        description="Client idempotency key.",
     )
     user_id: str = Field(min_length=1, max_length=64, pattern=USER_ID_PATTERN)
-    item_id: int = Field(ge=1, le=2**62)
+    item_id: int = Field(ge=1, le=MAX_ITEM_ID)
     event: Literal["view", "click", "add_to_cart", "purchase"]
     quantity: int = Field(1, ge=1, le=100_000)
-    price: Decimal | None = Field(None, ge=0, le=1_000_000, max_digits=12, decimal_places=2)
+    price: float | None = Field(
+        None, ge=0, le=1_000_000, strict=True, description="Unit price; stored to the cent."
+    )
     order_id: str | None = Field(None, min_length=1, max_length=64)
     occurred_at: datetime | None = Field(
         None, description="When it happened (timezone required); default: when received."

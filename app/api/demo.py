@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 
 from app.deps import ServiceDep
-from app.schemas import USER_ID_PATTERN, Event, EventBatch, EventsAccepted, Strict
+from app.schemas import MAX_ITEM_ID, USER_ID_PATTERN, Event, EventBatch, EventsAccepted, Strict
 
 PAGE_DIR = Path(__file__).resolve().parent.parent / "demo"
 # Only our own scripts and styles run on the page, whatever a product title holds.
@@ -35,7 +35,7 @@ async def demo() -> HTMLResponse:
 
 class CartAdd(Strict):
     user_id: str = Field(min_length=1, max_length=64, pattern=USER_ID_PATTERN)
-    item_id: int = Field(ge=1, le=2**62)
+    item_id: int = Field(ge=1, le=MAX_ITEM_ID)
 
 
 @router.post("/demo/cart")

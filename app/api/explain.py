@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from app.api.responses import ERRORS, respond
 from app.auth import READS
 from app.deps import RequestIdDep, ServiceDep
-from app.schemas import ExplainResponse
+from app.schemas import MAX_ITEM_ID, USER_ID_PATTERN, ExplainResponse
 
 router = APIRouter(prefix="/v1", tags=["explain"], dependencies=[Depends(READS)])
 
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1", tags=["explain"], dependencies=[Depends(READS)]
 async def explain(
     service: ServiceDep,
     request_id: RequestIdDep,
-    user_id: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[\w.@:+-]+$")],
-    item_id: Annotated[int, Query(ge=1, le=2**62)],
+    user_id: Annotated[str, Query(min_length=1, max_length=64, pattern=USER_ID_PATTERN)],
+    item_id: Annotated[int, Query(ge=1, le=MAX_ITEM_ID)],
 ) -> Any:
     return respond(await service.explain(request_id, user_id, item_id))

@@ -7,10 +7,10 @@ from fastapi import APIRouter, Depends, Path, Query
 from app.api.responses import ERRORS
 from app.auth import READS
 from app.deps import ServiceDep
-from app.schemas import MAX_K, Item, SimilarResponse
+from app.schemas import MAX_ITEM_ID, MAX_K, Item, SimilarResponse
 
 router = APIRouter(prefix="/v1/items", tags=["items"], dependencies=[Depends(READS)])
-ItemIdPath = Annotated[int, Path(ge=1, le=2**62, description="The item's id.")]
+ItemIdPath = Annotated[int, Path(ge=1, le=MAX_ITEM_ID, description="The item's id.")]
 
 
 @router.get("/{item_id}", summary="One item", responses=ERRORS)

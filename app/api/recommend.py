@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from app.api.responses import ERRORS, respond
 from app.auth import READS
 from app.deps import RequestIdDep, ServiceDep
-from app.schemas import RecommendRequest, RecommendResponse
+from app.schemas import RecommendBody, RecommendRequest, RecommendResponse
 
 router = APIRouter(prefix="/v1", tags=["recommend"], dependencies=[Depends(READS)])
 
@@ -35,7 +35,5 @@ async def recommend_get(
     response_model=RecommendResponse,
     responses=ERRORS,
 )
-async def recommend_post(
-    service: ServiceDep, request_id: RequestIdDep, body: RecommendRequest
-) -> Any:
+async def recommend_post(service: ServiceDep, request_id: RequestIdDep, body: RecommendBody) -> Any:
     return respond(await service.recommend(request_id, body))

@@ -3,6 +3,7 @@ thin and call these; this module knows nothing of HTTP beyond the domain errors 
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import numpy as np
 from sqlalchemy import select
@@ -306,7 +307,8 @@ class Service:
                 [
                     NewEvent(
                         event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event=e.event,
-                        quantity=e.quantity, price=e.price, order_id=e.order_id,
+                        quantity=e.quantity, order_id=e.order_id,
+                        price=None if e.price is None else Decimal(f"{e.price:.2f}"),
                         occurred_at=e.occurred_at or received, country=e.country,
                     )
                     for e in batch.events

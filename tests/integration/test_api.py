@@ -109,6 +109,12 @@ async def test_filters(client: httpx.AsyncClient, tiny_world: TinyWorld) -> None
         "/v1/recommend", params={"user_id": user, "min_price": 1, "max_price": 3, "k": 30}
     )
     assert all(1 <= i["price"] <= 3 for i in priced.json()["items"])
+    # Like a theme no item has, a price range no item is in matches nothing: not an error.
+    empty = await client.get(
+        "/v1/recommend", params={"user_id": user, "min_price": 3, "max_price": 1}
+    )
+    assert empty.status_code == 200
+    assert empty.json()["items"] == []
 
     dropped = [plain["items"][0]["item_id"], plain["items"][1]["item_id"]]
     excluded = await client.get(
@@ -320,7 +326,8 @@ async def test_events_with_unknown_items_store_nothing(
         ("GET", "/v1/recommend?user_id=1&min_price=-1", None),
         ("GET", "/v1/recommend?user_id=1&exclude=-5", None),
         ("POST", "/v1/recommend", {"k": 5, "surprise": True}),
-        ("POST", "/v1/recommend", {"min_price": 5, "max_price": 1}),
+        ("POST", "/v1/recommend", {"with_reasons": 1}),
+        ("POST", "/v1/recommend", {"min_price": "5"}),
         ("POST", "/v1/recommend", {"item_ids": [0]}),
         ("GET", "/v1/explain?user_id=1", None),
         ("GET", "/v1/items/0", None),
@@ -332,6 +339,8 @@ async def test_events_with_unknown_items_store_nothing(
                                             "event": "view", "occurred_at": "2011-01-01T10:00"}]}),
         ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": 1,
                                             "event": "view", "occurred_at": 0}]}),
+        ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": 1,
+                                            "event": "view", "price": "1.5"}]}),
     ],
 )  # fmt: skip
 async def test_validation_errors_are_problems(
