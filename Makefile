@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test install db data model lint chromium bench-ingest bench-load bench-reasons warm evaluate clean
+.PHONY: run test install db data model lint chromium bench-ingest bench-load bench-reasons bench-soak warm evaluate clean
 
 # Reinstalls only when pyproject.toml changes, so a second `make run` skips it.
 $(STAMP): pyproject.toml
@@ -54,6 +54,11 @@ bench-ingest: install
 bench-load: model
 	command -v wrk >/dev/null || (apt-get install -y wrk || sudo apt-get install -y wrk)
 	$(BIN)/python -m bench.load
+
+# 10 minutes of mixed traffic with Redis killed and a model reloaded on the way, then a Postgres
+# outage drill; writes bench/results/reliability.md.
+bench-soak: model
+	$(BIN)/python -m bench.soak
 
 # Reason quality (500 held-out pairs, four writers) and speed; writes bench/results/reasons.md.
 bench-reasons: model
