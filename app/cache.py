@@ -3,7 +3,8 @@
 - Keys are versioned (model version) and always include the shopper: a reason can mention a
   shopper's own purchases, so one shopper's entry is never served to another.
 - Fail-open: when Redis is down or slow, the service answers without it; each failure is logged
-  and counted (reasonrec_cache_errors_total).
+  and counted (reasonrec_cache_errors_total), and for a second after one the cache is not even
+  tried (counted as skipped), so an outage costs requests no time.
 - Single-flight: concurrent identical misses in this process compute once.
 - Near cache: answers are also kept in this process for a few seconds, in front of Redis. An
   event drops the shopper's entries here at once and, through a Redis channel, in every other
@@ -12,6 +13,7 @@
 
 import asyncio
 import hashlib
+import inspect
 import json
 import logging
 import time
@@ -28,8 +30,11 @@ from app.reasons.writers import Written
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 PREFIX = "rr:v2"  # bumped whenever what is stored changes shape
-INVALIDATIONS = f"{PREFIX}:invalidate"  # channel: a shopper's digest, whose answers changed
-RELOADS = f"{PREFIX}:reload"  # channel: a ranker version every process should switch to
+INVALIDATIONS = "invalidate"  # channel: a shopper's digest, whose answers changed
+REDIS_RETRY_S = 1.0  # after a failed call, the cache is skipped this long, then tried again
+RELOADS = "reload"  # channel: a ranker version every process should switch to
+# Key: the version last reloaded to, for processes that missed the message.
+ACTIVE_RANKER = f"{PREFIX}:ranker"
 
 
 def served_from_cache(body: bytes, request_id: str) -> bytes:
@@ -43,21 +48,28 @@ def digest(value: Any) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()[:24]
 
 
+def channel(redis: Redis, name: str) -> str:
+    """A pub/sub channel of this deployment. Channels, unlike keys, are shared by every database
+    of a Redis server: the database number keeps two deployments on one server apart."""
+    return f"{PREFIX}:db{redis.connection_pool.connection_kwargs.get('db', 0)}:{name}"
+
+
 async def follow(
     redis: Redis,
-    channel: str,
+    name: str,
     on_message: Callable[[str], Awaitable[None]],
-    on_subscribed: Callable[[], None] = lambda: None,
+    on_subscribed: Callable[[], Awaitable[None]] | None = None,
     retry_s: float = 1.0,
 ) -> None:
-    """Call `on_message` with each message published on `channel`, until cancelled. A lost
+    """Call `on_message` with each message published on `name`, until cancelled. A lost
     connection is logged, counted and retried; `on_subscribed` runs on each (re)subscription,
     since messages may have been missed in between."""
     while True:
         try:
             async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                await pubsub.subscribe(channel)
-                on_subscribed()
+                await pubsub.subscribe(channel(redis, name))
+                if on_subscribed is not None:
+                    await on_subscribed()
                 while True:
                     message = await pubsub.get_message(timeout=None)
                     if message is not None:
@@ -67,7 +79,7 @@ async def follow(
             if task is not None and task.cancelling():
                 raise  # redis-py can turn our cancellation into a connection error
             CACHE_ERRORS.inc()
-            logger.warning("redis channel %s lost, retrying: %s", channel, error)
+            logger.warning("redis channel %s lost, retrying: %s", name, error)
             await asyncio.sleep(retry_s)
 
 
@@ -114,6 +126,7 @@ class Cache:
         self.reason_ttl_s = reason_ttl_s
         self.near = NearCache(min(near_ttl_s, list_ttl_s, reason_ttl_s))
         self._flights: dict[str, asyncio.Future[Any]] = {}
+        self._down_until = 0.0  # monotonic time before which Redis is not tried again
 
     def _answers_key(self, kind: str, user: str) -> str:
         # One hash per shopper and kind holds their cached answers, so an event drops them all
@@ -124,10 +137,17 @@ class Cache:
         return f"{PREFIX}:{self.model_version}:{writer}:reason:{digest(user)}:{item_id}:{evidence}"
 
     async def _guard(self, call: Awaitable[T]) -> T | None:
+        if time.monotonic() < self._down_until:
+            # Redis failed a moment ago: don't pay for it again on every lookup.
+            if inspect.iscoroutine(call):
+                call.close()
+            CACHE.labels("redis", "skipped").inc()
+            return None
         try:
             return await call
         except (RedisError, OSError, TimeoutError) as error:
             CACHE_ERRORS.inc()
+            self._down_until = time.monotonic() + REDIS_RETRY_S
             logger.warning("redis unavailable, answering without the cache: %s", error)
             return None
 
@@ -166,7 +186,7 @@ class Cache:
         self.near.drop(digest(user))
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(*keys)
-        pipe.publish(INVALIDATIONS, digest(user))
+        pipe.publish(channel(self.redis, INVALIDATIONS), digest(user))
         await self._guard(pipe.execute())
 
     async def follow_invalidations(self) -> None:
@@ -176,7 +196,10 @@ class Cache:
         async def drop(shopper: str) -> None:
             self.near.drop(shopper)
 
-        await follow(self.redis, INVALIDATIONS, drop, on_subscribed=self.near.clear)
+        async def clear() -> None:
+            self.near.clear()
+
+        await follow(self.redis, INVALIDATIONS, drop, on_subscribed=clear)
 
     async def get_reason(
         self, user: str, item_id: int, writer: str, evidence: str

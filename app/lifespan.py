@@ -11,12 +11,14 @@ import httpx
 import torch
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import KeyStore
-from app.cache import RELOADS, Cache, follow
+from app.cache import ACTIVE_RANKER, RELOADS, Cache, follow
 from app.config import Settings
 from app.db.engine import create_engine_for_service
 from app.db.tables import app_user, item_popularity
@@ -38,10 +40,12 @@ logger = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = create_engine_for_service(settings.database_url, settings.database_timeout_s)
-    # Short socket timeouts: a stalled Redis must cost a request milliseconds, not seconds.
+    # Short socket timeouts and no retries: a stalled or dead Redis must cost a request
+    # milliseconds, not seconds (redis-py would otherwise retry with backoff).
     redis = Redis.from_url(
-        settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
-    )
+        settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5,
+        health_check_interval=30, retry=Retry(NoBackoff(), 0),
+    )  # fmt: skip
     # One torch thread per inference worker: the calls are small, and the workers run in parallel.
     torch.set_num_threads(1)
     pool = InferencePool(settings.inference_workers, settings.inference_queue)
@@ -58,7 +62,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings, engine, redis, pool, lm_pool, version, previous
     )
     await ensure_service(app)
-    reloads = asyncio.create_task(follow(redis, RELOADS, lambda v: follow_reload(app, v)))
+    reloads = asyncio.create_task(
+        follow(redis, RELOADS, lambda v: follow_reload(app, v), lambda: catch_up(app, redis))
+    )
     # Everything loaded so far lives as long as the process: keep it out of the garbage
     # collector's full passes, which otherwise stall the event loop for ~100 ms now and then.
     gc.collect()
@@ -147,6 +153,14 @@ async def follow_reload(app: FastAPI, version: str) -> None:
         await reload_service(app, version)
     except (BundleError, OSError, SQLAlchemyError) as error:
         logger.error("could not follow the reload to %s: %s", version, error)
+
+
+async def catch_up(app: FastAPI, redis: Redis) -> None:
+    """On (re)subscribing to reloads: a process started since, or cut off from Redis when one
+    was announced, switches to the version last reloaded to."""
+    active = await redis.get(ACTIVE_RANKER)
+    if isinstance(active, bytes):
+        await follow_reload(app, active.decode())
 
 
 def bundle_path(settings: Settings, version: str | None) -> Path:

@@ -7,7 +7,7 @@ from redis.exceptions import RedisError
 
 from app.api.responses import ERRORS
 from app.auth import require
-from app.cache import RELOADS
+from app.cache import ACTIVE_RANKER, RELOADS, channel
 from app.deps import RedisDep, ServiceDep, SettingsDep
 from app.errors import InvalidRequest, NotFound
 from app.lifespan import reload_service
@@ -30,7 +30,8 @@ async def list_models(service: ServiceDep, settings: SettingsDep) -> ModelList:
     summary="Switch to another ranker version without a restart",
     description="Loads the version (default: the newest on disk) beside the one serving, then"
     " switches in one step: requests in flight finish on the old version, later ones use the"
-    " new, and none fails. Other server processes sharing this Redis switch too. A version"
+    " new, and none fails. Other server processes sharing this Redis switch too, and so do"
+    " processes that start later or were cut off from Redis when it was announced. A version"
     " that fails to load leaves the running one serving. The reason writer is kept.",
     responses=ERRORS,
 )
@@ -43,7 +44,11 @@ async def reload(request: Request, redis: RedisDep, body: ReloadRequest | None =
     except BundleError as error:
         raise InvalidRequest(f"the model cannot be loaded: {error}") from error
     try:
-        notified = await redis.publish(RELOADS, service.bundle.version)
+        # Kept for processes that are not listening now (starting, or cut off from Redis).
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(ACTIVE_RANKER, service.bundle.version)
+            pipe.publish(channel(redis, RELOADS), service.bundle.version)
+            _, notified = await pipe.execute()
     except (RedisError, OSError) as error:
         CACHE_ERRORS.inc()
         logger.warning("reload not announced to other processes, redis unavailable: %s", error)

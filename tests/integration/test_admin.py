@@ -11,8 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis import Redis
 
-from tests.conftest import Shoppers, TinyWorld, serving, wait_for
+from app.cache import ACTIVE_RANKER
+from tests.conftest import REDIS_URL, Shoppers, TinyWorld, serving, wait_for
 from tests.integration.test_auth import add_key
 
 NEW_VERSION = "29990101-000000-reloaded"
@@ -43,8 +45,11 @@ def admin(tiny_world: TinyWorld, tmp_path_factory: pytest.TempPathFactory) -> It
     world = dataclasses.replace(tiny_world, models_dir=models)
     key = add_key(tiny_world.database_url, "operator", ["admin"])
     # Pinned to the old version, so the new one can appear beside it.
-    with serving(world, workers=2, RECS_MODEL_VERSION=old) as base:
-        yield Admin(base, models, old, {"Authorization": f"Bearer {key}"})
+    try:
+        with serving(world, workers=2, RECS_MODEL_VERSION=old) as base:
+            yield Admin(base, models, old, {"Authorization": f"Bearer {key}"})
+    finally:
+        Redis.from_url(REDIS_URL).delete(ACTIVE_RANKER)  # other tests' servers must not follow
 
 
 def test_admin_routes_need_the_admin_scope(admin: Admin, tiny_world: TinyWorld) -> None:
@@ -117,3 +122,17 @@ def test_reload_under_load_switches_every_process_and_fails_nothing(
     assert all(v == NEW_VERSION for v in versions[settled:]), "no process went back"
     models = httpx.get(f"{admin.base}/v1/admin/models", headers=admin.headers).json()
     assert models == {"serving": NEW_VERSION, "available": [admin.old, NEW_VERSION]}
+
+
+def test_a_process_started_after_a_reload_follows_it(admin: Admin, tiny_world: TinyWorld) -> None:
+    if not (admin.models_dir / "two_tower" / NEW_VERSION).exists():
+        add_version(admin.models_dir, admin.old)
+    answer = httpx.post(
+        f"{admin.base}/v1/admin/reload", json={"version": NEW_VERSION}, headers=admin.headers,
+        timeout=60,
+    )  # fmt: skip
+    assert answer.status_code == 200
+    world = dataclasses.replace(tiny_world, models_dir=admin.models_dir)
+    with serving(world, RECS_MODEL_VERSION=admin.old) as late:  # configured for the old one
+        models = httpx.get(f"{late}/v1/admin/models", headers=admin.headers).json()
+    assert models["serving"] == NEW_VERSION
