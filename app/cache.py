@@ -64,10 +64,14 @@ async def follow(
     """Call `on_message` with each message published on `name`, until cancelled. A lost
     connection is logged, counted and retried; `on_subscribed` runs on each (re)subscription,
     since messages may have been missed in between."""
+    lost = False
     while True:
         try:
             async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                 await pubsub.subscribe(channel(redis, name))
+                if lost:
+                    logger.warning("redis channel %s is back", name)
+                    lost = False
                 if on_subscribed is not None:
                     await on_subscribed()
                 while True:
@@ -79,7 +83,9 @@ async def follow(
             if task is not None and task.cancelling():
                 raise  # redis-py can turn our cancellation into a connection error
             CACHE_ERRORS.inc()
-            logger.warning("redis channel %s lost, retrying: %s", name, error)
+            if not lost:  # logged once an outage, not once a retry
+                logger.warning("redis channel %s lost, retrying: %s", name, error)
+                lost = True
             await asyncio.sleep(retry_s)
 
 

@@ -368,6 +368,11 @@ def write_report(result: dict[str, object], drill: dict[str, float | int], comma
             "",
             *[f"- {line}" for line in result["drills"]],  # type: ignore[attr-defined]
             "",
+            f"The {result['concurrency']} clients are closed loops on the same 2 cores as the"
+            " server: they keep it saturated, so these latencies are queueing at capacity (most"
+            " lists and all explanations here are uncached), not unloaded latency; see"
+            " bench/results/load.md for that.",
+            "",
             "| requests | count | p50 ms | p95 ms | p99 ms |",
             "| --- | ---: | ---: | ---: | ---: |",
             *rows,
