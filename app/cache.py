@@ -3,8 +3,8 @@
 - Keys are versioned (model version) and always include the shopper: a reason can mention a
   shopper's own purchases, so one shopper's entry is never served to another.
 - Fail-open: when Redis is down or slow, the service answers without it; each failure is logged
-  and counted (reasonrec_cache_errors_total), and for a second after one the cache is not even
-  tried (counted as skipped), so an outage costs requests no time.
+  and counted (reasonrec_cache_errors_total), and for a second after one Redis is not even
+  tried (counted as skipped), so an outage costs requests no time (FailOpen).
 - Single-flight: concurrent identical misses in this process compute once.
 - Near cache: answers are also kept in this process for a few seconds, in front of Redis. An
   event drops the shopper's entries here at once and, through a Redis channel, in every other
@@ -89,6 +89,30 @@ async def follow(
             await asyncio.sleep(retry_s)
 
 
+class FailOpen:
+    """Runs Redis calls for callers that can do without them (the cache, the rate limit): a
+    failure is logged, counted and answered None, and for `retry_s` after one, calls are not
+    even made, so a Redis that is down or stalled costs requests no time. One per process."""
+
+    def __init__(self, retry_s: float = REDIS_RETRY_S) -> None:
+        self.retry_s = retry_s
+        self._down_until = 0.0  # monotonic time before which Redis is not tried again
+
+    async def __call__(self, call: Awaitable[T]) -> T | None:
+        if time.monotonic() < self._down_until:
+            if inspect.iscoroutine(call):
+                call.close()
+            CACHE.labels("redis", "skipped").inc()
+            return None
+        try:
+            return await call
+        except (RedisError, OSError, TimeoutError) as error:
+            CACHE_ERRORS.inc()
+            self._down_until = time.monotonic() + self.retry_s
+            logger.warning("redis unavailable, answering without it: %s", error)
+            return None
+
+
 class NearCache:
     """Stored answers kept in this process for `ttl_s` seconds, grouped by shopper so an event
     drops all of theirs; at most `max_shoppers` shoppers, least recently used out first."""
@@ -124,7 +148,7 @@ class NearCache:
 class Cache:
     def __init__(
         self, redis: Redis, model_version: str, list_ttl_s: int, reason_ttl_s: int,
-        near_ttl_s: float = 0,
+        near_ttl_s: float = 0, fail_open: FailOpen | None = None,
     ):  # fmt: skip
         self.redis = redis
         self.model_version = model_version
@@ -132,7 +156,7 @@ class Cache:
         self.reason_ttl_s = reason_ttl_s
         self.near = NearCache(min(near_ttl_s, list_ttl_s, reason_ttl_s))
         self._flights: dict[str, asyncio.Future[Any]] = {}
-        self._down_until = 0.0  # monotonic time before which Redis is not tried again
+        self._guard = fail_open or FailOpen()
 
     def _answers_key(self, kind: str, user: str) -> str:
         # One hash per shopper and kind holds their cached answers, so an event drops them all
@@ -141,21 +165,6 @@ class Cache:
 
     def _reason_key(self, user: str, item_id: int, writer: str, evidence: str) -> str:
         return f"{PREFIX}:{self.model_version}:{writer}:reason:{digest(user)}:{item_id}:{evidence}"
-
-    async def _guard(self, call: Awaitable[T]) -> T | None:
-        if time.monotonic() < self._down_until:
-            # Redis failed a moment ago: don't pay for it again on every lookup.
-            if inspect.iscoroutine(call):
-                call.close()
-            CACHE.labels("redis", "skipped").inc()
-            return None
-        try:
-            return await call
-        except (RedisError, OSError, TimeoutError) as error:
-            CACHE_ERRORS.inc()
-            self._down_until = time.monotonic() + REDIS_RETRY_S
-            logger.warning("redis unavailable, answering without the cache: %s", error)
-            return None
 
     def _ttl(self, kind: str) -> int:
         return self.list_ttl_s if kind == "lists" else self.reason_ttl_s

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import KeyStore
-from app.cache import ACTIVE_RANKER, RELOADS, Cache, follow
+from app.cache import ACTIVE_RANKER, RELOADS, Cache, FailOpen, follow
 from app.config import Settings
 from app.db.engine import create_engine_for_service
 from app.db.tables import app_user, item_popularity
@@ -55,11 +55,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.keys = KeyStore(engine)
     app.state.redis = redis
+    # One for the cache and the rate limit: a Redis known to be down is skipped by both.
+    app.state.fail_open = fail_open = FailOpen()
     app.state.service = None
     app.state.invalidations = None
     app.state.reload_lock = asyncio.Lock()
     app.state.load_service = lambda version=None, previous=None: load_service(
-        settings, engine, redis, pool, lm_pool, version, previous
+        settings, engine, redis, pool, lm_pool, version, previous, fail_open
     )
     await ensure_service(app)
     reloads = asyncio.create_task(
@@ -173,6 +175,7 @@ def bundle_path(settings: Settings, version: str | None) -> Path:
 async def load_service(
     settings: Settings, engine: AsyncEngine, redis: Redis, pool: InferencePool,
     lm_pool: InferencePool, version: str | None = None, previous: Service | None = None,
+    fail_open: FailOpen | None = None,
 ) -> Service:  # fmt: skip
     """Everything a request needs. With `previous` (a reload), its reason writer is kept and
     pointed at the new catalog: the LM is costly to load and a reload swaps the ranker."""
@@ -194,7 +197,7 @@ async def load_service(
     await pool.run(retriever.score_session, catalog.indices(list(catalog.index_of)[:1]), None, 0)
     cache = Cache(
         redis, bundle.version, settings.list_cache_ttl_s, settings.reason_cache_ttl_s,
-        settings.near_cache_ttl_s,
+        settings.near_cache_ttl_s, fail_open,
     )  # fmt: skip
     logger.info("model %s loaded: %d items", bundle.version, len(catalog))
     batcher: Batcher[ScoreRequest, FloatArray] = Batcher(

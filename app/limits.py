@@ -11,7 +11,6 @@ outage of the API.
 import time
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
@@ -19,9 +18,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import KeyStore, hash_key
-from app.cache import PREFIX
+from app.cache import PREFIX, FailOpen
 from app.errors import problem_response
-from app.metrics import CACHE_ERRORS
 
 LIMITED_PREFIX = "/v1/"  # probes, metrics, the demo page and the docs are not counted
 
@@ -92,7 +90,8 @@ class RateLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(LIMITED_PREFIX):
+        off = self.per_ip <= 0 and self.per_key <= 0
+        if off or scope["type"] != "http" or not path.startswith(LIMITED_PREFIX):
             await self.app(scope, receive, send)
             return
         state = scope["app"].state
@@ -105,8 +104,7 @@ class RateLimit:
             return
         now = time.time()
         minute = int(now // 60)
-        redis = getattr(state, "redis", None)  # set by the lifespan
-        count = None if redis is None else await self._count(redis, f"{PREFIX}:rate:{who}:{minute}")
+        count = await self._count(state, f"{PREFIX}:rate:{who}:{minute}")
         if count is not None and count > budget:
             retry_after = str(max(1, 60 * (minute + 1) - int(now)))
             whose = "this API key" if key else who
@@ -133,13 +131,14 @@ class RateLimit:
         return hash_key(token) if scopes is not None else None
 
     @staticmethod
-    async def _count(redis: Redis, key: str) -> int | None:
-        try:
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 120, nx=True)
-                count, _ = await pipe.execute()
-            return int(count)
-        except (RedisError, OSError, TimeoutError):
-            CACHE_ERRORS.inc()
+    async def _count(state: State, key: str) -> int | None:
+        """This minute's count so far, this request included; None without Redis."""
+        redis: Redis | None = getattr(state, "redis", None)  # both set by the lifespan
+        fail_open: FailOpen | None = getattr(state, "fail_open", None)
+        if redis is None or fail_open is None:
             return None
+        pipe = redis.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 120, nx=True)
+        counted = await fail_open(pipe.execute())
+        return None if counted is None else int(counted[0])

@@ -23,7 +23,29 @@ def free_port() -> int:
         return port
 
 
-class RedisServer:
+class Fault:
+    """`with` starts it, and stops it whatever happened meanwhile."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RedisServer(Fault):
     """A throwaway redis-server on a free port; stop() and start() it mid-run."""
 
     def __init__(self) -> None:
@@ -58,20 +80,8 @@ class RedisServer:
             self._process.wait(timeout=10)
             self._process = None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class TcpProxy:
+class TcpProxy(Fault):
     """127.0.0.1:<port> forwarded to target, run on its own thread. cut(): every connection
     closed and new ones refused (the server is down); cut(stall=True): new connections are
     accepted and never answered (a silent network); restore(): forwarding again."""
@@ -140,19 +150,7 @@ class TcpProxy:
     def restore(self) -> None:
         self._call(self._restore())
 
-    def close(self) -> None:
+    def stop(self) -> None:
         self._call(self._cut(stall=False))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
