@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         description="How long a batch past the timeout may go on generating in the background;"
         " its reasons are cached for the shopper's next request. 0 stops it at the timeout.",
     )  # fmt: skip
+    reason_threads: int = Field(
+        0, ge=0, le=256,
+        description="CPU threads a batch of LM reasons runs on; 0: one per core. A batch is"
+        " latency-bound (a shopper waits), so it takes every core while it runs.",
+    )  # fmt: skip
     reason_openai_url: str = Field(
         "http://127.0.0.1:8001/v1", description="openai writer: the server's /v1 root."
     )

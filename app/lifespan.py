@@ -3,12 +3,12 @@
 import asyncio
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import torch
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -47,11 +47,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         health_check_interval=30, retry=Retry(NoBackoff(), 0),
     )  # fmt: skip
     # One torch thread per inference worker: the calls are small, and the workers run in parallel.
-    torch.set_num_threads(1)
-    pool = InferencePool(settings.inference_workers, settings.inference_queue)
+    pool = InferencePool(settings.inference_workers, settings.inference_queue, torch_threads=1)
     # The reason LM gets its own thread: a generation (up to seconds on CPU) never holds up
     # the ranker. One batch runs at a time; a few more may wait.
-    lm_pool = InferencePool(1, 4)
+    lm_pool = InferencePool(1, 4, torch_threads=reason_threads(settings))
     app.state.engine = engine
     app.state.keys = KeyStore(engine)
     app.state.redis = redis
@@ -84,12 +83,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.dispose()
 
 
+def reason_threads(settings: Settings) -> int:
+    return settings.reason_threads or os.cpu_count() or 1
+
+
 @asynccontextmanager
 async def offline_service(settings: Settings) -> AsyncIterator[Service]:
     """The service outside a server (reason training, cache warming, benchmarks)."""
     engine = create_engine_for_service(settings.database_url)
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
-    pool, lm_pool = InferencePool(1, 1_000), InferencePool(1, 1_000)
+    pool = InferencePool(1, 1_000)
+    lm_pool = InferencePool(1, 1_000, torch_threads=reason_threads(settings))
     try:
         yield await load_service(settings, engine, redis, pool, lm_pool)
     finally:

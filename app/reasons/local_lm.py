@@ -8,17 +8,19 @@ not use). It is converted once to bf16 safetensors under models/reason_lm/base/ 
 which then loads in well under a second.
 """
 
+import copy
 import importlib.util
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    DynamicCache,
     GgufConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -165,30 +167,74 @@ class TransformersGenerator:
     max_new_tokens: int = 64
     max_time_s: float | None = None  # generation stops here (the result counts as cut off)
     examples: tuple[tuple[str, str], ...] = ()  # few-shot turns (benchmarks of the base model)
+    # The keys and values of the opening every prompt shares (the system turn), computed once.
+    _opening: tuple[list[int], DynamicCache] | None = field(default=None, init=False, repr=False)
 
     async def generate(self, prompts: list[str]) -> list[Generation]:
         return await self.pool.run(self.generate_now, prompts)
 
     @torch.inference_mode()
     def generate_now(self, prompts: list[str]) -> list[Generation]:
-        batch = self.tokenizer(
-            [chat(self.tokenizer, p, examples=self.examples) for p in prompts],
-            return_tensors="pt", padding=True,
-            add_special_tokens=False,
-        ).to(self.model.device)  # fmt: skip
+        texts = [chat(self.tokenizer, p, examples=self.examples) for p in prompts]
+        rows = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        inputs, width = self._batch(rows)
         # A reason holds no special token: any one (end of text, end of turn, a new turn) ends
         # it. Which of them a model was taught to end with differs between tokenizer builds (a
         # GGUF read by transformers 5.17 says <|endoftext|>, by 5.24 <|im_end|>).
         stops = sorted(set(self.tokenizer.all_special_ids))
         output = self.model.generate(  # type: ignore[operator]
-            **batch, max_new_tokens=self.max_new_tokens, do_sample=False, eos_token_id=stops,
+            **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, eos_token_id=stops,
             max_time=self.max_time_s, pad_token_id=self.tokenizer.pad_token_id,
         )  # fmt: skip
-        new = output[:, batch["input_ids"].shape[1] :]
         results = []
-        for row in new.tolist():
+        for row in output[:, width:].tolist():
             end = next((n for n, token in enumerate(row) if token in stops), None)
             tokens = row if end is None else row[:end]
             text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
             results.append(Generation(text.strip(), finished=end is not None))
         return results
+
+    def _batch(self, rows: list[list[int]]) -> tuple[dict[str, object], int]:
+        """generate()'s inputs for token rows, and their width. The opening all rows share is
+        not run again: its cached keys and values stand for it (about 40% of the prompt), and
+        each row's own tokens follow it, padded on their left. Positions come from the
+        attention mask, so every row's tokens sit where they would without the padding."""
+        opening, cache = self._opening_cache()
+        shared = 0
+        while shared < len(opening) and all(
+            len(r) > shared + 1 and r[shared] == opening[shared] for r in rows
+        ):
+            shared += 1
+        width = shared + max(len(r) - shared for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for n, row in enumerate(rows):
+            own = row[shared:]
+            ids[n, :shared] = torch.tensor(row[:shared])
+            ids[n, width - len(own) :] = torch.tensor(own)
+            mask[n, :shared] = mask[n, width - len(own) :] = 1
+        inputs: dict[str, object] = {
+            "input_ids": ids.to(self.model.device),
+            "attention_mask": mask.to(self.model.device),
+        }
+        if shared:
+            past = copy.deepcopy(cache)
+            if shared < len(opening):
+                past.crop(shared - len(opening))  # a negative count: drop that many from the end
+            past.batch_repeat_interleave(len(rows))
+            inputs["cache"] = past
+        return inputs, width
+
+    def _opening_cache(self) -> tuple[list[int], DynamicCache]:
+        if self._opening is None:
+            # The chat of an empty prompt: the system turn (and any examples), then the user's.
+            text = chat(self.tokenizer, "", examples=self.examples)
+            opening = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            cache = DynamicCache()
+            self.model(
+                input_ids=torch.tensor([opening], device=self.model.device),
+                cache=cache, use_cache=True,
+            )  # fmt: skip
+            self._opening = opening, cache
+        return self._opening

@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Generic, ParamSpec, TypeVar
 
+import torch
+
 from app.errors import Overloaded
 
 P = ParamSpec("P")
@@ -17,8 +19,15 @@ Out = TypeVar("Out")
 
 
 class InferencePool:
-    def __init__(self, workers: int, capacity: int) -> None:
-        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="inference")
+    """`workers` threads, each running torch on `torch_threads` cores (None: torch's default).
+    The count is set in each thread: it is per thread in torch's OpenMP backend, so the
+    ranker's pool and the reason LM's can differ."""
+
+    def __init__(self, workers: int, capacity: int, torch_threads: int | None = None) -> None:
+        self.executor = ThreadPoolExecutor(
+            workers, thread_name_prefix="inference",
+            initializer=partial(torch.set_num_threads, torch_threads) if torch_threads else None,
+        )  # fmt: skip
         self.capacity = capacity
         self.in_flight = 0  # touched only on the event loop: no lock needed
 

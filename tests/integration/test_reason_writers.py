@@ -202,3 +202,40 @@ def test_train_reasons_scores_reason_tokens_only_and_saves_a_loadable_adapter(
     assert manifest["corpus"] == "four fact sets"
     _, _, name = load_lm(base, path)
     assert name.endswith(manifest["version"])
+
+
+@pytest.mark.skipif(not ADAPTERS, reason="no committed reason adapter")
+def test_reusing_the_shared_opening_writes_what_the_whole_prompt_would() -> None:
+    """The generator runs the system turn once and reuses its keys and values, with each row's
+    own tokens after it (padding in between). In fp32, where a batch's shape does not change
+    the sums, greedy text must equal that of plain left-padded prompts."""
+    import torch
+
+    from app.reasons.local_lm import TransformersGenerator, base_model_dir, chat, load_lm
+    from app.reasons.prompt import render
+    from app.serving.inference import InferencePool
+    from tests.unit.test_reasons import FACT_SETS
+
+    model, tokenizer, name = load_lm(base_model_dir(PROJECT_ROOT / "models"), ADAPTERS[-1].parent)
+    model = model.to(torch.float32)  # type: ignore[arg-type]
+    generator = TransformersGenerator(model, tokenizer, name, InferencePool(1, 1), 48)
+    prompts = [render(facts, style)[0] for facts in FACT_SETS[:4] for style in (0, 2)]
+    reused = [g.text for g in generator.generate_now(prompts)]
+    assert generator._opening is not None  # the opening was cached, and reused
+    batch = tokenizer(
+        [chat(tokenizer, p) for p in prompts], return_tensors="pt", padding=True,
+        add_special_tokens=False,
+    )  # fmt: skip
+    stops = sorted(set(tokenizer.all_special_ids))
+    with torch.inference_mode():
+        output = model.generate(
+            **batch, max_new_tokens=48, do_sample=False, eos_token_id=stops,
+            pad_token_id=tokenizer.pad_token_id,
+        )  # fmt: skip
+    whole = [
+        str(tokenizer.decode(row, skip_special_tokens=True)).strip()
+        for row in output[:, batch["input_ids"].shape[1] :]
+    ]
+    assert reused == whole
+    # A second batch reuses the cache as it was (generation must not have grown it).
+    assert [g.text for g in generator.generate_now(prompts[:3])] == reused[:3]
