@@ -11,7 +11,7 @@ def create_engine_for_service(database_url: str, timeout_s: int = 2) -> AsyncEng
     `timeout_s` (and be answered 503), never hang: connecting, waiting for a pooled connection
     and unacknowledged writes on a silent network are all bounded by it."""
     return create_async_engine(
-        database_url, pool_size=10, max_overflow=10,
+        database_url, pool_size=20, max_overflow=10,
         # A restarted Postgres must not leave dead connections in the pool.
         pool_pre_ping=True,
         pool_timeout=timeout_s,

@@ -28,6 +28,7 @@ class InferencePool:
             workers, thread_name_prefix="inference",
             initializer=partial(torch.set_num_threads, torch_threads) if torch_threads else None,
         )  # fmt: skip
+        self.workers = workers
         self.capacity = capacity
         self.in_flight = 0  # touched only on the event loop: no lock needed
 
@@ -50,7 +51,8 @@ class Batcher(Generic[In, Out]):
     pass costs little more for 32 rows than for one (per-operation overhead dominates), so under
     load throughput grows with the batch; alone, a request waits for nothing.
 
-    Requests that arrive while a batch runs form the next one. At most `capacity` may wait."""
+    Requests that arrive while every worker of the pool runs a batch form the next one. At most
+    `capacity` may wait."""
 
     def __init__(
         self, pool: InferencePool, run: Callable[[list[In]], Sequence[Out]], max_batch: int = 64
@@ -71,17 +73,24 @@ class Batcher(Generic[In, Out]):
         return await future
 
     async def _drain(self) -> None:
-        while self.waiting:
-            await asyncio.sleep(0)  # requests already running on the loop join this batch
-            batch = self.waiting[: self.max_batch]
-            del self.waiting[: self.max_batch]
-            try:
-                results = await self.pool.run(self.run, [item for item, _ in batch])
-            except Exception as error:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():  # the caller may have gone away
-                    future.set_result(result)
+        running: set[asyncio.Task[None]] = set()
+        while self.waiting or running:
+            if self.waiting and len(running) < self.pool.workers:
+                await asyncio.sleep(0)  # requests already running on the loop join this batch
+                batch = self.waiting[: self.max_batch]
+                del self.waiting[: self.max_batch]
+                running.add(asyncio.create_task(self._run(batch)))
+            else:
+                _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _run(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
+        try:
+            results = await self.pool.run(self.run, [item for item, _ in batch])
+        except Exception as error:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():  # the caller may have gone away
+                future.set_result(result)

@@ -45,15 +45,6 @@ class History:
         return np.unique(self.items)
 
 
-async def find_shopper(conn: AsyncConnection, external_id: str) -> Shopper | None:
-    row = (
-        await conn.execute(
-            select(app_user.c.id, app_user.c.country).where(app_user.c.external_id == external_id)
-        )
-    ).first()
-    return None if row is None else Shopper(row.id, external_id, row.country)
-
-
 async def sample_shoppers(
     conn: AsyncConnection, n: int, min_orders: int
 ) -> list[tuple[str, str | None, int]]:
@@ -69,55 +60,70 @@ async def sample_shoppers(
     return [(u, c, int(o)) for u, c, o in await conn.execute(query)]
 
 
-# The shopper's last purchase lines in time order, as arrays: one round trip, no per-row
-# objects. A basket is one order (events without an order id: one UTC day); `starts` marks the
-# first line of each basket.
-HISTORY_SQL = text(
+# A shopper and their history in one round trip, as arrays (no per-row objects): the last
+# purchase lines in time order, each marked when it starts a basket (one order; events without
+# an order id: one UTC day), and the cart (added to it since the last purchase), newest first.
+# No row: no such shopper.
+SHOPPER_SQL = text(
     """
-    WITH recent AS (
-        SELECT item_id, occurred_at, id,
-               coalesce(order_id, 'day:' || floor(extract(epoch FROM occurred_at) / 86400))
+    WITH shopper AS (
+        SELECT id, country FROM app_user WHERE external_id = :external_id
+    ), recent AS (
+        SELECT i.item_id, i.occurred_at, i.id,
+               coalesce(i.order_id, 'day:' || floor(extract(epoch FROM i.occurred_at) / 86400))
                    AS basket
-        FROM interaction
-        WHERE user_id = :user_id AND event_type = 'purchase'
-        ORDER BY occurred_at DESC, id DESC
-        LIMIT :limit
+        FROM interaction i JOIN shopper s ON i.user_id = s.id
+        WHERE i.event_type = 'purchase'
+        ORDER BY i.occurred_at DESC, i.id DESC
+        LIMIT :history_limit
     ), marked AS (
         SELECT item_id, extract(epoch FROM occurred_at)::bigint AS at, occurred_at, id,
                basket IS DISTINCT FROM lag(basket) OVER (ORDER BY occurred_at, id) AS starts
         FROM recent
+    ), history AS (
+        SELECT coalesce(array_agg(item_id ORDER BY occurred_at, id), '{}') AS items,
+               coalesce(array_agg(at ORDER BY occurred_at, id), '{}') AS times,
+               coalesce(array_agg(starts ORDER BY occurred_at, id), '{}') AS starts,
+               max(occurred_at) AS last_purchase
+        FROM marked
+    ), cart AS (
+        SELECT c.item_id, c.occurred_at, c.id
+        FROM interaction c JOIN shopper s ON c.user_id = s.id CROSS JOIN history h
+        WHERE c.event_type = 'add_to_cart'
+          AND (h.last_purchase IS NULL OR c.occurred_at > h.last_purchase)
+        ORDER BY c.occurred_at DESC, c.id DESC
+        LIMIT :cart_limit
     )
-    SELECT coalesce(array_agg(item_id ORDER BY occurred_at, id), '{}'),
-           coalesce(array_agg(at ORDER BY occurred_at, id), '{}'),
-           coalesce(array_agg(starts ORDER BY occurred_at, id), '{}'),
-           max(occurred_at)
-    FROM marked
+    SELECT s.id, s.country, h.items, h.times, h.starts,
+           (SELECT coalesce(array_agg(item_id ORDER BY occurred_at DESC, id DESC), '{}')
+            FROM cart) AS cart
+    FROM shopper s CROSS JOIN history h
     """
 )
 
 
-async def load_history(conn: AsyncConnection, user_id: int, catalog: Catalog) -> History:
-    row = (await conn.execute(HISTORY_SQL, {"user_id": user_id, "limit": HISTORY_LIMIT})).one()
-    item_ids = np.asarray(row[0], dtype=np.int64)
-    times = np.asarray(row[1], dtype=np.int64)
-    starts = np.asarray(row[2], dtype=bool)
+async def load_shopper(
+    conn: AsyncConnection, external_id: str, catalog: Catalog
+) -> tuple[Shopper, History] | None:
+    """The shopper and their history; None if there is no such shopper."""
+    row = (
+        await conn.execute(
+            SHOPPER_SQL,
+            {"external_id": external_id, "history_limit": HISTORY_LIMIT, "cart_limit": CART_LIMIT},
+        )
+    ).first()
+    if row is None:
+        return None
+    times = np.asarray(row.times, dtype=np.int64)
+    starts = np.asarray(row.starts, dtype=bool)
     basket_times = times[starts]
     item_times = basket_times[np.cumsum(starts) - 1] if len(times) else times
-    items = catalog.index_array(item_ids)
+    items = catalog.index_array(np.asarray(row.items, dtype=np.int64))
     known = items >= 0
-    since = row[3]
-    cart_query = (
-        select(interaction.c.item_id)
-        .where(interaction.c.user_id == user_id, interaction.c.event_type == "add_to_cart")
-        .order_by(interaction.c.occurred_at.desc(), interaction.c.id.desc())
-        .limit(CART_LIMIT)
+    history = History(
+        items[known], item_times[known], basket_times, catalog.indices(reversed(row.cart))
     )
-    if since is not None:
-        cart_query = cart_query.where(interaction.c.occurred_at > since)
-    cart_ids = (await conn.execute(cart_query)).scalars().all()
-    return History(
-        items[known], item_times[known], basket_times, catalog.indices(reversed(cart_ids))
-    )
+    return Shopper(row.id, external_id, row.country), history
 
 
 @dataclass(frozen=True)

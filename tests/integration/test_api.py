@@ -201,11 +201,11 @@ async def test_anchors_are_the_items_that_drive_the_score(
     async with app.router.lifespan_context(app):
         service: Service = app.state.service
         async with service.engine.connect() as conn:
-            from app.serving.shoppers import find_shopper, load_history
+            from app.serving.shoppers import load_shopper
 
-            shopper = await find_shopper(conn, user)
-            assert shopper is not None
-            history = await load_history(conn, shopper.user_id, service.catalog)
+            found = await load_shopper(conn, user, service.catalog)
+        assert found is not None
+        shopper, history = found
         target = service.catalog.get(top["item_id"])
         assert target is not None
         now = int(AS_OF.timestamp())

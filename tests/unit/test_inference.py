@@ -72,3 +72,30 @@ async def test_the_batcher_sheds_load_beyond_capacity() -> None:
     release.set()
     assert await asyncio.gather(running, *waiting) == [0, 1, 2]
     pool.close()
+
+
+async def test_each_worker_of_the_pool_runs_a_batch_at_once() -> None:
+    pool = InferencePool(workers=2, capacity=64)
+    both_running = threading.Barrier(2, timeout=5)  # broken (an error) if batches ran in turn
+
+    def meet(items: list[int]) -> list[int]:
+        both_running.wait()
+        return items
+
+    batcher: Batcher[int, int] = Batcher(pool, meet, max_batch=1)
+    assert list(await asyncio.gather(batcher.submit(1), batcher.submit(2))) == [1, 2]
+    pool.close()
+
+
+def test_a_pool_sets_its_threads_torch_thread_count() -> None:
+    import torch
+
+    async def counts() -> tuple[int, int]:
+        one, two = InferencePool(1, 1, torch_threads=1), InferencePool(1, 1, torch_threads=2)
+        try:
+            return await one.run(torch.get_num_threads), await two.run(torch.get_num_threads)
+        finally:
+            one.close()
+            two.close()
+
+    assert asyncio.run(counts()) == (1, 2)
