@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 PREFIX = "rr:v2"  # bumped whenever what is stored changes shape
 INVALIDATIONS = "invalidate"  # channel: a shopper's digest, whose answers changed
-REDIS_RETRY_S = 1.0  # after a failed call, the cache is skipped this long, then tried again
+REDIS_RETRY_S = 1.0  # once Redis is taken for down, it is skipped this long, then tried again
+REDIS_DOWN_AFTER = 3  # failed calls in a row (no success between) that mean Redis is down
 RELOADS = "reload"  # channel: a ranker version every process should switch to
 # Key: the version last reloaded to, for processes that missed the message.
 ACTIVE_RANKER = f"{PREFIX}:ranker"
@@ -91,11 +92,15 @@ async def follow(
 
 class FailOpen:
     """Runs Redis calls for callers that can do without them (the cache, the rate limit): a
-    failure is logged, counted and answered None, and for `retry_s` after one, calls are not
-    even made, so a Redis that is down or stalled costs requests no time. One per process."""
+    failure is logged, counted and answered None. After `down_after` failures in a row, calls
+    are not even made for `retry_s`, so a Redis that is down or stalled costs requests no time.
+    One slow reply alone (a busy machine) does not count as down: skipping the cache then
+    would send every request of that second down the uncached path. One per process."""
 
-    def __init__(self, retry_s: float = REDIS_RETRY_S) -> None:
+    def __init__(self, retry_s: float = REDIS_RETRY_S, down_after: int = REDIS_DOWN_AFTER) -> None:
         self.retry_s = retry_s
+        self.down_after = down_after
+        self._failures = 0  # in a row
         self._down_until = 0.0  # monotonic time before which Redis is not tried again
 
     async def __call__(self, call: Awaitable[T]) -> T | None:
@@ -105,12 +110,17 @@ class FailOpen:
             CACHE.labels("redis", "skipped").inc()
             return None
         try:
-            return await call
+            result = await call
         except (RedisError, OSError, TimeoutError) as error:
             CACHE_ERRORS.inc()
-            self._down_until = time.monotonic() + self.retry_s
-            logger.warning("redis unavailable, answering without it: %s", error)
+            self._failures += 1
+            if self._failures >= self.down_after:
+                self._failures = 0
+                self._down_until = time.monotonic() + self.retry_s
+                logger.warning("redis unavailable, answering without it: %s", error)
             return None
+        self._failures = 0
+        return result
 
 
 class NearCache:
