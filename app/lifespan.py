@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import torch
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -27,7 +28,7 @@ from app.reasons.guard import Vocabulary
 from app.reasons.writers import Generator, LMWriter, ReasonWriter, TemplateWriter
 from app.serving.bundle import BundleError, find_version, latest_version, load_bundle
 from app.serving.catalog import load_catalog
-from app.serving.inference import Batcher, InferencePool
+from app.serving.inference import Batcher, InferencePool, one_torch_thread_here
 from app.serving.recommender import Recommender
 from app.serving.retriever import Retriever, ScoreRequest
 from app.serving.service import Service
@@ -46,6 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5,
         health_check_interval=30, retry=Retry(NoBackoff(), 0),
     )  # fmt: skip
+    one_torch_thread_here()
     # One torch thread per inference worker: the calls are small, and the workers run in parallel.
     pool = InferencePool(settings.inference_workers, settings.inference_queue, torch_threads=1)
     # The reason LM gets its own thread: a generation (up to seconds on CPU) never holds up
@@ -92,11 +94,13 @@ async def offline_service(settings: Settings) -> AsyncIterator[Service]:
     """The service outside a server (reason training, cache warming, benchmarks)."""
     engine = create_engine_for_service(settings.database_url)
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    threads = one_torch_thread_here()
     pool = InferencePool(1, 1_000)
     lm_pool = InferencePool(1, 1_000, torch_threads=reason_threads(settings))
     try:
         yield await load_service(settings, engine, redis, pool, lm_pool)
     finally:
+        torch.set_num_threads(threads)
         pool.close()
         lm_pool.close()
         await redis.aclose()

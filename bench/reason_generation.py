@@ -4,8 +4,12 @@ Imports only the model code (no database), so it runs here (bench/reasons.py) or
 (bench/reasons_gpu.py) over prompts exported from here.
 """
 
+import asyncio
+import os
 import time
 from pathlib import Path
+
+from tqdm import tqdm
 
 from app.reasons.local_lm import TransformersGenerator, load_lm
 from app.reasons.writers import Generation
@@ -15,10 +19,19 @@ BATCH = 16
 ZERO_SHOT, FEW_SHOT, FINE_TUNED = "base zero-shot", "base few-shot (3 examples)", "fine-tuned"
 
 
-def generate_all(generator: TransformersGenerator, prompts: list[str]) -> list[Generation]:
+def run_batch(generator: TransformersGenerator, prompts: list[str]) -> list[Generation]:
+    """One batch as the service runs it: in the generator's own thread, on every core."""
+    return asyncio.run(generator.generate(prompts))
+
+
+def generate_all(
+    generator: TransformersGenerator, prompts: list[str], label: str = "reasons"
+) -> list[Generation]:
     outputs: list[Generation] = []
-    for first in range(0, len(prompts), BATCH):
-        outputs += generator.generate_now(prompts[first : first + BATCH])
+    with tqdm(total=len(prompts), desc=label, unit="reason") as bar:
+        for first in range(0, len(prompts), BATCH):
+            outputs += run_batch(generator, prompts[first : first + BATCH])
+            bar.update(len(prompts[first : first + BATCH]))
     return outputs
 
 
@@ -32,19 +45,19 @@ def lm_writers(
 ) -> tuple[dict[str, list[Generation]], TransformersGenerator]:
     """Outputs of the base model (zero- and few-shot) and of base + adapter, and the
     fine-tuned generator (for speed measurements)."""
-    pool = InferencePool(1, 1)
+    pool = InferencePool(1, 1, torch_threads=os.cpu_count())
     outputs = {}
     model, tokenizer, name = load_lm(base, None)
     for writer, shots in ((ZERO_SHOT, ()), (FEW_SHOT, few_shot)):
         started = time.perf_counter()
         generator = TransformersGenerator(model, tokenizer, name, pool, max_new_tokens, None, shots)
-        outputs[writer] = generate_all(generator, prompts)
+        outputs[writer] = generate_all(generator, prompts, writer)
         if progress:
             print(f"{writer}: {time.perf_counter() - started:.0f} s", flush=True)
     model, tokenizer, name = load_lm(base, adapter)
     tuned = TransformersGenerator(model, tokenizer, name, pool, max_new_tokens)
     started = time.perf_counter()
-    outputs[FINE_TUNED] = generate_all(tuned, prompts)
+    outputs[FINE_TUNED] = generate_all(tuned, prompts, FINE_TUNED)
     if progress:
         print(f"{FINE_TUNED}: {time.perf_counter() - started:.0f} s", flush=True)
     return outputs, tuned
@@ -55,12 +68,12 @@ def speed(
 ) -> dict[int, float]:
     """Reasons per second at each batch size (after one warm-up batch); real outputs, so rows
     stop at their end token as in serving."""
-    generator.generate_now(prompts[:1])
+    run_batch(generator, prompts[:1])
     rates = {}
     for size in sizes:
         rounds = max(1, 16 // size)
         started = time.perf_counter()
         for r in range(rounds):
-            generator.generate_now([prompts[(r * size + i) % len(prompts)] for i in range(size)])
+            run_batch(generator, [prompts[(r * size + i) % len(prompts)] for i in range(size)])
         rates[size] = rounds * size / (time.perf_counter() - started)
     return rates

@@ -16,6 +16,7 @@ serving token cap), and one /recommend?with_reasons=true&k=10 with no cached rea
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import time
@@ -40,7 +41,7 @@ from app.reasons.prompt import SLOT
 from app.reasons.template import template_reason
 from app.reasons.writers import Generation
 from app.schemas import RecommendRequest
-from app.serving.inference import InferencePool
+from app.serving.inference import InferencePool, one_torch_thread_here
 from bench.reason_generation import FINE_TUNED, ZERO_SHOT, lm_writers, speed
 
 RESULT = PROJECT_ROOT / "bench" / "results" / "reasons.md"
@@ -203,6 +204,9 @@ def main() -> None:
         help="measure speed again and replace only that section of the report",
     )  # fmt: skip
     args = parser.parse_args()
+    # As in the server: torch runs in the pools' threads only, so the process holds no more
+    # OpenMP threads than cores (see one_torch_thread_here).
+    one_torch_thread_here()
     settings = get_settings()
     print("building held-out pairs ...", flush=True)
     pairs = asyncio.run(held_out_pairs(settings))
@@ -221,7 +225,9 @@ def main() -> None:
     cap = settings.reason_max_new_tokens
     if args.speed_only:
         model, tokenizer, name = load_lm(base, adapter)
-        tuned = TransformersGenerator(model, tokenizer, name, InferencePool(1, 1), cap)
+        tuned = TransformersGenerator(
+            model, tokenizer, name, InferencePool(1, 1, torch_threads=os.cpu_count()), cap
+        )
         rates, lm_call, template_call = measure_speed(settings, tuned, pairs)
         section = speed_section(rates, lm_call, template_call, measured=now())
         report = RESULT.read_text()
@@ -242,7 +248,9 @@ def main() -> None:
         generations = {w: [Generation(**g) for g in gs] for w, gs in made["writers"].items()}
         where = f"{made['device']}, on {made['date']} (`bench/reasons_gpu.py`)"
         model, tokenizer, name = load_lm(base, adapter)
-        tuned = TransformersGenerator(model, tokenizer, name, InferencePool(1, 1), cap)
+        tuned = TransformersGenerator(
+            model, tokenizer, name, InferencePool(1, 1, torch_threads=os.cpu_count()), cap
+        )
         if made["model"].split("+")[-1] != adapter.name:
             raise SystemExit(f"outputs are of {made['model']}, the latest adapter is {name}")
     else:

@@ -131,6 +131,10 @@ def load_lm(
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         name += f"+{version}"
     model = model.to(device(), dtype=compute_dtype()).eval()  # type: ignore[arg-type]
+    # generate() hands the output layer the prompts' last positions as a strided view; matmul
+    # then copies the 49152 x 576 weight once per row (566 MB for 10 rows, ~0.4 s on a CPU)
+    # instead of doing one matrix product. A contiguous input keeps it one product.
+    model.get_output_embeddings().register_forward_pre_hook(contiguous_input)
     tokenizer.padding_side = "left"  # generation continues every row from its last token
     logger.info(
         "reason LM %s loaded on %s (%s) in %.1f s",
@@ -140,6 +144,10 @@ def load_lm(
         time.perf_counter() - started,
     )
     return model, tokenizer, name
+
+
+def contiguous_input(_: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
+    return (args[0].contiguous(),)
 
 
 def chat(

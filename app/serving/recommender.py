@@ -97,27 +97,30 @@ class Recommender:
         session: IntArray,
         country: str | None,
         now: int,
-        target: int,
+        targets: list[int],
         top: int = 3,
-    ) -> list[tuple[CatalogItem, float]]:
-        """The past items that drive `target`'s score: each distinct item of the recent history
-        is removed (every occurrence) and the target re-scored; the contribution is the score
-        drop. Best first, positive contributions only."""
+    ) -> list[list[tuple[CatalogItem, float]]]:
+        """For each target, the past items that drive its score: each distinct item of the
+        recent history is removed (every occurrence) and the targets re-scored; the contribution
+        is the score drop. Best first, positive contributions only. One forward pass serves
+        every target: the variants of the history are the same for all of them."""
         current = self._current(history, session)
         items = np.concatenate([history.items, current])
         recent = items[-SEQUENCE_LENGTH:]
         candidates = np.asarray(list(dict.fromkeys(recent[::-1].tolist())), dtype=np.int64)
         if len(candidates) == 0:
-            return []
+            return [[] for _ in targets]
         variants = [self._history(history, current, now, drop=None)]
         variants += [self._history(history, current, now, drop=int(c)) for c in candidates]
         requests = [ScoreRequest(*variant, country, now) for variant in variants]
-        scores = self.retriever.score_requests(requests)[:, target]
-        drops = scores[0] - scores[1:]
-        order = np.argsort(-drops, kind="stable")[:top]
-        return [
-            (self.catalog.at(int(candidates[i])), float(drops[i])) for i in order if drops[i] > 0
-        ]
+        scores = self.retriever.score_requests(requests)[:, targets]
+        drops = scores[0] - scores[1:]  # (candidates, targets)
+        found = []
+        for drop in drops.T:
+            order = np.argsort(-drop, kind="stable")[:top]
+            at = self.catalog.at
+            found.append([(at(int(candidates[i])), float(drop[i])) for i in order if drop[i] > 0])
+        return found
 
     @staticmethod
     def _history(

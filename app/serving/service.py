@@ -142,30 +142,29 @@ class Service:
         )  # fmt: skip
 
     async def _evidence(
-        self, shopper: Shopper | None, history: History, target: CatalogItem
-    ) -> list[Fact]:
+        self, shopper: Shopper | None, history: History, targets: list[CatalogItem]
+    ) -> list[list[Fact]]:
+        """Each target's evidence."""
         now = self.now()
         country = shopper.country if shopper else None
         anchors = await self.pool.run(
             self.recommender.anchors, history, np.zeros(0, dtype=np.int64), country,
-            int(now.timestamp()), target.index,
+            int(now.timestamp()), [target.index for target in targets],
         )  # fmt: skip
         counts = dict(zip(*np.unique(history.items, return_counts=True), strict=True))
         async with self.engine.connect() as conn:
-            return await evidence.gather(
-                conn,
-                shopper,
-                target,
-                [evidence.Anchor(a, c, int(counts.get(a.index, 0))) for a, c in anchors],
-                now,
-            )
+            facts = []
+            for target, found in zip(targets, anchors, strict=True):
+                drivers = [evidence.Anchor(a, c, int(counts.get(a.index, 0))) for a, c in found]
+                facts.append(await evidence.gather(conn, shopper, target, drivers, now))
+            return facts
 
     async def _reasons(
         self, shopper: Shopper | None, user: str, targets: list[CatalogItem], history: History
     ) -> list[tuple[Written, list[Fact], bool]]:
         """Each target's reason, evidence and whether the reason was cached. The reasons not
         cached are written as one batch."""
-        facts = [await self._evidence(shopper, history, target) for target in targets]
+        facts = await self._evidence(shopper, history, targets)
         keys = [digest([fact.model_dump() for fact in f]) for f in facts]
         found = [
             await self.cache.get_reason(user, target.item_id, self.writer.name, key)
@@ -196,7 +195,7 @@ class Service:
         ranked = await self._recommend("offline", RecommendRequest(user_id=user_id, k=k))
         shopper, history = await self._shopper(user_id)
         targets = [self.catalog.at(self.catalog.index_of[item.item_id]) for item in ranked.items]
-        return [(target, await self._evidence(shopper, history, target)) for target in targets]
+        return list(zip(targets, await self._evidence(shopper, history, targets), strict=True))
 
     async def explain(self, request_id: str, user_id: str, item_id: int) -> ExplainResponse | bytes:
         """The response, or on a cache hit its stored JSON body as served."""
