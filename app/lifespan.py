@@ -95,7 +95,7 @@ async def offline_service(settings: Settings) -> AsyncIterator[Service]:
     engine = create_engine_for_service(settings.database_url)
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     threads = one_torch_thread_here()
-    pool = InferencePool(1, 1_000)
+    pool = InferencePool(1, 1_000, torch_threads=1)
     lm_pool = InferencePool(1, 1_000, torch_threads=reason_threads(settings))
     try:
         yield await load_service(settings, engine, redis, pool, lm_pool)
