@@ -66,14 +66,18 @@ def lm_writers(
 def speed(
     generator: TransformersGenerator, prompts: list[str], sizes: tuple[int, ...] = (1, 8, 16)
 ) -> dict[int, float]:
-    """Reasons per second at each batch size (after one warm-up batch); real outputs, so rows
-    stop at their end token as in serving."""
-    run_batch(generator, prompts[:1])
+    """Reasons per second at each batch size, after a warm-up batch of that size (on a GPU the
+    first batch of a new shape also sets up its kernels); real outputs, so rows stop at their
+    end token as in serving."""
     rates = {}
     for size in sizes:
         rounds = max(1, 16 // size)
+        batches = [
+            [prompts[(r * size + i) % len(prompts)] for i in range(size)] for r in range(rounds)
+        ]
+        run_batch(generator, batches[-1])
         started = time.perf_counter()
-        for r in range(rounds):
-            run_batch(generator, [prompts[(r * size + i) % len(prompts)] for i in range(size)])
+        for batch in batches:
+            run_batch(generator, batch)
         rates[size] = rounds * size / (time.perf_counter() - started)
     return rates

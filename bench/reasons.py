@@ -45,6 +45,7 @@ from app.serving.inference import InferencePool, one_torch_thread_here
 from bench.reason_generation import FINE_TUNED, ZERO_SHOT, lm_writers, speed
 
 RESULT = PROJECT_ROOT / "bench" / "results" / "reasons.md"
+GPU_RESULT = PROJECT_ROOT / "bench" / "results" / "reasons_gpu.md"
 PAIRS = 500
 
 
@@ -245,22 +246,62 @@ def main() -> None:
         made = json.loads(args.generations.read_text())
         if made["prompts"] != prompts:
             raise SystemExit(f"{args.generations} holds other prompts: export them again")
-        generations = {w: [Generation(**g) for g in gs] for w, gs in made["writers"].items()}
-        where = f"{made['device']}, on {made['date']} (`bench/reasons_gpu.py`)"
-        model, tokenizer, name = load_lm(base, adapter)
-        tuned = TransformersGenerator(
-            model, tokenizer, name, InferencePool(1, 1, torch_threads=os.cpu_count()), cap
-        )
         if made["model"].split("+")[-1] != adapter.name:
-            raise SystemExit(f"outputs are of {made['model']}, the latest adapter is {name}")
-    else:
-        generations, tuned = lm_writers(base, adapter, prompts, few_shot, cap)
-        where = f"this machine, torch on {device()} in {compute_dtype()}"
+            raise SystemExit(f"outputs are of {made['model']}, the latest adapter is {adapter}")
+        results = {
+            w: outputs_of(pairs, [Generation(**g) for g in gs]) for w, gs in made["writers"].items()
+        }
+        table = {name: quality(outputs, vocabulary) for name, outputs in results.items()}
+        add_gpu_quality(table, made["device"])
+        return
+    generations, tuned = lm_writers(base, adapter, prompts, few_shot, cap)
+    where = f"this machine, torch on {device()} in {compute_dtype()}"
     results = {w: outputs_of(pairs, gs) for w, gs in generations.items()}
     results["template"] = template_outputs(pairs)
     table = {name: quality(outputs, vocabulary) for name, outputs in results.items()}
     rates, lm_call, template_call = measure_speed(settings, tuned, pairs)
     write_report(table, results, rates, lm_call, template_call, tuned.name, len(pairs), where)
+
+
+def quality_rows(table: dict[str, dict[str, float]]) -> list[str]:
+    """The quality table, one writer a row."""
+    columns = list(next(iter(table.values())))
+    return [
+        f"| writer | {' | '.join(columns)} |",
+        f"| --- |{' ---: |' * len(columns)}",
+        *(
+            f"| {name} | "
+            + " | ".join(
+                f"{value:.1f}"
+                if column == "mean words"
+                else f"{value:.1%}"
+                if column in ("guard pass", "claims all supported", "personalisation")
+                else f"{value:.3f}"
+                for column, value in metrics.items()
+            )
+            + " |"
+            for name, metrics in table.items()
+        ),
+    ]
+
+
+def add_gpu_quality(table: dict[str, dict[str, float]], where: str) -> None:
+    """Judge the GPU's outputs as this report judges the CPU's, into bench/results/reasons_gpu.md
+    (after its speed table, which the GPU run wrote)."""
+    heading = "## Quality of the GPU's outputs"
+    report = GPU_RESULT.read_text().split(heading)[0].rstrip("\n")
+    section = [
+        heading,
+        "",
+        f"The same {PAIRS} held-out prompts and the same checks as reasons.md, on the outputs"
+        f" generated on {where}; judged here on {now()} with"
+        " `python -m bench.reasons --generations OUT/generations.json`.",
+        "",
+        *quality_rows(table),
+        "",
+    ]
+    GPU_RESULT.write_text(report + "\n\n" + "\n".join(section))
+    print("\n".join(section))
 
 
 def write_report(
@@ -273,20 +314,6 @@ def write_report(
     n_pairs: int,
     where: str,
 ) -> None:
-    columns = list(next(iter(table.values())))
-    rows = [
-        f"| {name} | "
-        + " | ".join(
-            f"{value:.1f}"
-            if column == "mean words"
-            else f"{value:.1%}"
-            if column in ("guard pass", "claims all supported", "personalisation")
-            else f"{value:.3f}"
-            for column, value in metrics.items()
-        )
-        + " |"
-        for name, metrics in table.items()
-    ]
     tuned = table[FINE_TUNED]
     goals = [
         ("guard pass >= 98%", tuned["guard pass"] >= 0.98),
@@ -318,9 +345,7 @@ def write_report(
             "",
             "## Quality",
             "",
-            f"| writer | {' | '.join(columns)} |",
-            f"| --- |{' ---: |' * len(columns)}",
-            *rows,
+            *quality_rows(table),
             "",
             "- guard pass: the serving guard accepts the output (app/reasons/guard.py).",
             "- claims all supported: the claim-by-claim check alone (each sentence's claims"

@@ -3,11 +3,12 @@ torch, transformers and peft but not our database.
 
     python -m bench.reasons --export-prompts prompts.json          # here: held-out prompts
     python -m bench.reasons_gpu BASE ADAPTER prompts.json OUT_DIR  # there
-    python -m bench.reasons --generations OUT_DIR/generations.json # here: the report
+    python -m bench.reasons --generations OUT_DIR/generations.json # here: their quality
 
 BASE: the base model (HF directory or GGUF file); ADAPTER: the adapter directory. Writes
 OUT_DIR/generations.json (every LM writer's raw output per prompt) and OUT_DIR/reasons_gpu.md
-(reasons/s of the fine-tuned model at batch 1 to 64, real weights, real outputs).
+(reasons/s of the fine-tuned model at batch 1 to 64, and the time of one batch, real weights,
+real outputs).
 """
 
 import json
@@ -22,7 +23,7 @@ from app.reasons.local_lm import compute_dtype, device
 from bench.reason_generation import lm_writers, speed
 
 MAX_NEW_TOKENS = 64  # the serving cap (RECS_REASON_MAX_NEW_TOKENS)
-SIZES = (1, 8, 16, 64)
+SIZES = (1, 8, 10, 16, 64)  # 10: the k reasons of one /recommend call
 
 
 def main(base: Path, adapter: Path, prompts_file: Path, out: Path) -> None:
@@ -52,13 +53,18 @@ def main(base: Path, adapter: Path, prompts_file: Path, out: Path) -> None:
         f"- Device: {where}",
         f"- Model: `{tuned.name}` (real weights), greedy, at most {MAX_NEW_TOKENS} new tokens;"
         " each batch stops when its last row ends, as in serving",
+        "- Each size is timed over max(1, 16 // size) batches, after a warm-up batch of that size"
+        " (a GPU's first batch of a shape also sets up its kernels)",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; {len(prompts)} held-out prompts",
         "- Command: `python -m bench.reasons_gpu BASE ADAPTER prompts.json OUT` (see its"
         " docstring for the export and report steps)",
         "",
-        "| batch | reasons/s | vs batch 1 |",
-        "| ---: | ---: | ---: |",
-        *(f"| {size} | {rate:.1f} | {rate / reference:.1f}x |" for size, rate in rates.items()),
+        "| batch | reasons/s | vs batch 1 | one batch |",
+        "| ---: | ---: | ---: | ---: |",
+        *(
+            f"| {size} | {rate:.1f} | {rate / reference:.1f}x | {size / rate:.2f} s |"
+            for size, rate in rates.items()
+        ),
         "",
     ]
     (out / "reasons_gpu.md").write_text("\n".join(lines))

@@ -10,6 +10,7 @@ which then loads in well under a second.
 
 import copy
 import importlib.util
+import inspect
 import json
 import logging
 import time
@@ -146,6 +147,13 @@ def load_lm(
     return model, tokenizer, name
 
 
+def cache_argument(model: PreTrainedModel) -> str:
+    """The name generate() takes a key-value cache under: `cache` since transformers 5.2x,
+    `past_key_values` before (5.17 on the lent GPU machines)."""
+    parameters = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
 def contiguous_input(_: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
     return (args[0].contiguous(),)
 
@@ -231,7 +239,7 @@ class TransformersGenerator:
             if shared < len(opening):
                 past.crop(shared - len(opening))  # a negative count: drop that many from the end
             past.batch_repeat_interleave(len(rows))
-            inputs["cache"] = past
+            inputs[cache_argument(self.model)] = past
         return inputs, width
 
     def _opening_cache(self) -> tuple[list[int], DynamicCache]:
