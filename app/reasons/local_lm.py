@@ -116,10 +116,11 @@ def load_base(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
 
 
 def load_lm(
-    model_path: Path, adapter: Path | None
+    model_path: Path, adapter: Path | None, dtype: torch.dtype | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
-    """The model (adapter merged in, eval mode, on the best device), its tokenizer and a name
-    for caches and responses."""
+    """The model (adapter merged in, eval mode, on the best device, in `dtype` or else the
+    device's best), its tokenizer and a name for caches and responses."""
+    dtype = dtype or compute_dtype()
     started = time.perf_counter()
     model, tokenizer = load_base(model_path)
     name = f"transformers:{model_path.stem if model_path.suffix else model_path.name}"
@@ -131,7 +132,9 @@ def load_lm(
         version = json.loads((adapter / MANIFEST).read_text())["version"]
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         name += f"+{version}"
-    model = model.to(device(), dtype=compute_dtype()).eval()  # type: ignore[arg-type]
+    model = model.to(device(), dtype=dtype).eval()  # type: ignore[arg-type]
+    if device().type == "cpu" and dtype == torch.bfloat16:
+        pack_linear_layers(model)
     # generate() hands the output layer the prompts' last positions as a strided view; matmul
     # then copies the 49152 x 576 weight once per row (566 MB for 10 rows, ~0.4 s on a CPU)
     # instead of doing one matrix product. A contiguous input keeps it one product.
@@ -141,10 +144,40 @@ def load_lm(
         "reason LM %s loaded on %s (%s) in %.1f s",
         name,
         device(),
-        compute_dtype(),
+        dtype,
         time.perf_counter() - started,
     )
     return model, tokenizer, name
+
+
+class PackedLinear(torch.nn.Module):
+    """A bf16 nn.Linear whose weight is put in oneDNN's blocked layout once, at load. A plain
+    nn.Linear has it reordered on every call: decoding a batch of 10 reasons spent about a
+    quarter of its time on that (2.4 s against 3.1 s, with the same text). Inference only."""
+
+    def __init__(self, linear: torch.nn.Linear, rows_hint: int = 16) -> None:
+        super().__init__()
+        weight = linear.weight.detach()
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, rows_hint)
+        self.bias = linear.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
+            x, self.packed, self.bias, "none", [], ""
+        )
+        return out
+
+
+def pack_linear_layers(model: torch.nn.Module) -> None:
+    """Replace every nn.Linear (the output layer too) by a PackedLinear. The ops are torch's
+    private ones (its compiler uses them), so a torch without them keeps plain layers."""
+    usable = torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
+    if not (usable and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                setattr(parent, name, PackedLinear(child))
 
 
 def cache_argument(model: PreTrainedModel) -> str:

@@ -216,8 +216,9 @@ def test_reusing_the_shared_opening_writes_what_the_whole_prompt_would() -> None
     from app.serving.inference import InferencePool
     from tests.unit.test_reasons import FACT_SETS
 
-    model, tokenizer, name = load_lm(base_model_dir(PROJECT_ROOT / "models"), ADAPTERS[-1].parent)
-    model = model.to(torch.float32)  # type: ignore[arg-type]
+    model, tokenizer, name = load_lm(
+        base_model_dir(PROJECT_ROOT / "models"), ADAPTERS[-1].parent, torch.float32
+    )
     generator = TransformersGenerator(model, tokenizer, name, InferencePool(1, 1), 48)
     prompts = [render(facts, style)[0] for facts in FACT_SETS[:4] for style in (0, 2)]
     reused = [g.text for g in generator.generate_now(prompts)]
@@ -228,7 +229,7 @@ def test_reusing_the_shared_opening_writes_what_the_whole_prompt_would() -> None
     )  # fmt: skip
     stops = sorted(set(tokenizer.all_special_ids))
     with torch.inference_mode():
-        output = model.generate(
+        output = model.generate(  # type: ignore[operator]
             **batch, max_new_tokens=48, do_sample=False, eos_token_id=stops,
             pad_token_id=tokenizer.pad_token_id,
         )  # fmt: skip
@@ -239,3 +240,34 @@ def test_reusing_the_shared_opening_writes_what_the_whole_prompt_would() -> None
     assert reused == whole
     # A second batch reuses the cache as it was (generation must not have grown it).
     assert [g.text for g in generator.generate_now(prompts[:3])] == reused[:3]
+
+
+@pytest.mark.skipif(not ADAPTERS, reason="no committed reason adapter")
+def test_packed_layers_write_what_plain_layers_would() -> None:
+    """In bf16 on a CPU every linear layer, the output layer too, is loaded packed (its weight
+    reordered once for oneDNN); greedy text must be that of plain nn.Linear layers."""
+    import torch
+
+    from app.reasons.local_lm import PackedLinear, TransformersGenerator, base_model_dir, load_lm
+    from app.reasons.prompt import render
+    from app.serving.inference import InferencePool
+    from tests.unit.test_reasons import FACT_SETS
+
+    base, adapter = base_model_dir(PROJECT_ROOT / "models"), ADAPTERS[-1].parent
+    packed, tokenizer, name = load_lm(base, adapter, torch.bfloat16)
+    assert isinstance(packed.get_output_embeddings(), PackedLinear)  # type: ignore[no-untyped-call]
+    assert not any(isinstance(m, torch.nn.Linear) for m in packed.modules())
+    plain = load_lm(base, adapter, torch.float32)[0].to(torch.bfloat16)  # type: ignore[arg-type]
+    assert not any(isinstance(m, PackedLinear) for m in plain.modules())
+    prompts = [render(facts, style)[0] for facts in FACT_SETS[:4] for style in (0, 2)]
+    texts = [
+        [
+            g.text
+            for g in TransformersGenerator(
+                m, tokenizer, name, InferencePool(1, 1), 48
+            ).generate_now(prompts)
+        ]
+        for m in (packed, plain)
+    ]
+    assert texts[0] == texts[1]
+    assert all(texts[0])
