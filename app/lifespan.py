@@ -26,6 +26,7 @@ from app.db.tables import app_user, item_popularity
 from app.metrics import MODEL_RELOADS
 from app.reasons.guard import Vocabulary
 from app.reasons.writers import Generator, LMWriter, ReasonWriter, TemplateWriter
+from app.schemas import RecommendRequest
 from app.serving.bundle import BundleError, find_version, latest_version, load_bundle
 from app.serving.catalog import load_catalog
 from app.serving.inference import Batcher, InferencePool, one_torch_thread_here
@@ -253,4 +254,5 @@ def load_writer(settings: Settings, vocabulary: Vocabulary, lm_pool: InferencePo
         model, tokenizer, name, lm_pool, settings.reason_max_new_tokens,
         max_time_s=settings.reason_timeout_s + settings.reason_late_s,
     )  # fmt: skip
+    lm_pool.executor.submit(generator.warm_up, RecommendRequest().k).result()
     return LMWriter(generator, vocabulary, settings.reason_timeout_s, settings.reason_late_s)

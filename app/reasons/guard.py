@@ -39,6 +39,16 @@ UNSAFE = re.compile(
     r"https?:|www\.|[<>{}\\]|@\w|\b(kill|die|hate|sex|drugs?|gun|stupid|idiot|damn|hell)\b",
     re.IGNORECASE,
 )
+# A number's role, told by the words around it: each must match a fact's number of that role
+# ("your usual gap is 9%" holds a number from the evidence, but not a gap).
+ROLES: dict[str, re.Pattern[str]] = {
+    "share": re.compile(r"(\d[\d.]*)\s*%"),
+    "lift": re.compile(r"(\d[\d.]*)\s*x\b|(\d[\d.]*) times (more|as|the usual|over)\b"),
+    "days": re.compile(r"(\d[\d,]*) days?\b"),
+    "count": re.compile(r"(\d[\d,]*) (times|orders?|baskets?)\b(?! (more|as|the usual|over)\b)"),
+    "rank": re.compile(r"\b(?:number|ranked|top|no\.|#) ?(\d+)\b"),
+    "other time": re.compile(r"(\d[\d,]*) (hours?|weeks?|months?|years?)\b"),
+}
 ENGLISH = re.compile(r"\b(the|you|your|it|this|in|of|a|with|and|for|to|is|at)\b", re.IGNORECASE)
 
 
@@ -79,6 +89,23 @@ def allowed_numbers(facts: list[Fact]) -> set[float]:
         if fact.kind == "popularity":
             numbers.add(float(str(d["month"]).split()[-1]))  # the year
     return numbers
+
+
+def role_numbers(facts: list[Fact]) -> dict[str, set[float]]:
+    """The evidence's numbers by role (see ROLES); the evidence counts time in days only."""
+    roles: dict[str, set[float]] = {role: set() for role in ROLES}
+    for fact in facts:
+        d = fact.data
+        for key, role in (
+            ("times_bought", "count"), ("orders", "count"), ("baskets", "count"),
+            ("every_days", "days"), ("days_since", "days"), ("rank", "rank"),
+        ):  # fmt: skip
+            if d.get(key) is not None:
+                roles[role].add(float(d[key]))
+        if fact.kind == "co_purchase":
+            roles["share"].add(float(round(100 * d["confidence"])))
+            roles["lift"].add(round(float(d["lift"]), 1))
+    return roles
 
 
 def _mentions(text: str, name: str) -> bool:
@@ -127,6 +154,12 @@ def _numbers(plain: str, facts: list[Fact]) -> list[str]:
     counts = [n for word, n in MULTIPLES.items() if _mentions(plain, word)]
     counts += [n for word, n in NUMBER_WORDS.items() if re.search(rf"\b{word} times\b", plain)]
     problems += [f"count {n} is not in the evidence" for n in counts if float(n) not in allowed]
+    by_role = role_numbers(facts)
+    for role, pattern in ROLES.items():
+        for match in pattern.finditer(plain):
+            raw = next(group for group in match.groups() if group and group[0].isdigit())
+            if float(raw.rstrip(".").replace(",", "")) not in by_role[role]:
+                problems.append(f"{match.group(0)!r}: no {role} of the evidence is {raw}")
     return problems
 
 
@@ -174,8 +207,14 @@ CLAIMS: dict[str, tuple[re.Pattern[str], set[str]]] = {
         re.compile(r"\byou (have )?(bought|ordered|buy|reorder)|\byour (\[item|last order)"),
         {"anchor", "repurchase", "co_purchase", "shared_theme"},
     ),
+    # Every way the guide words this item's own buying history (its repurchase phrasings).
     "a repeat purchase": (
-        re.compile(r"\b(restock|top-up|reorder|again|regular of yours|favourites?\b.*orders)"),
+        re.compile(
+            r"\b(restock|top-up|reorder|again|regular of yours|favourites?\b.*orders"
+            r"|back for more|running low|usual gap|on schedule|every \d+ days|past pick"
+            r"|(ordered|bought) (this|it) (before|once)|last ordered|since you last"
+            r"|your last order|keep coming back)"
+        ),
         {"repurchase"},
     ),
     "bought together": (

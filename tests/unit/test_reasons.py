@@ -120,11 +120,32 @@ def test_guard_accepts_a_true_reason() -> None:
         ("Parce que vous avez acheté [ITEM1].", "English"),
         ("", "empty"),
         ("Due a top-up: you buy it every month.", "unsupported claim of a repeat purchase"),
+        # Seen from the fine-tuned model, with no repurchase fact: a repeat claim all the same.
+        ("Running low, perhaps: your usual gap is 3x more.", "unsupported claim of a repeat"),
+        ("A past pick of yours, ordered 3 weeks ago.", "unsupported claim of a repeat"),
     ],
 )
 def test_guard_rejects(text: str, problem: str) -> None:
     found = problems(text)
     assert any(problem in p for p in found), found
+
+
+def test_guard_checks_each_number_in_its_role() -> None:
+    """Every number below is in the evidence, but only the first text uses each in its role."""
+    facts = [repurchase(), anchor(), popularity(), co_purchase()]
+    true = "You reorder this about every 30 days; it has been 12 days. It is number 4 in the UK."
+    assert problems(true, facts) == []
+    assert problems("Bought with [ITEM1] 5.2x more often, in 41% of orders.", facts) == []
+    for text, role in [
+        ("You bought [ITEM1] 12 times.", "no count"),
+        ("You reorder this about every 4 days.", "no days"),
+        ("It is number 3 in the UK.", "no rank"),
+        ("In 5% of orders with [ITEM1].", "no share"),
+        ("Bought with [ITEM1] 31 times more often.", "no lift"),
+        ("You reorder this again after 3 weeks.", "no other time"),
+    ]:
+        found = problems(text, facts)
+        assert any(role in p for p in found), (text, found)
 
 
 def test_guard_rejects_cut_off_output_and_price_claims_without_a_price_fact() -> None:
