@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import item_pair, item_popularity, user_feature, user_item_feature
+from app.reasons.guide import count
 from app.schemas import Fact
 from app.serving.catalog import CatalogItem
 from app.serving.shoppers import Shopper
@@ -118,12 +119,12 @@ async def _repurchase(
     if row is None:
         return []
     days_since = max(0, (now - row.last_at).days)
-    text = f"You have bought {target.title} in {row.baskets} orders"
+    text = f"You have bought {target.title} in {count(row.baskets, 'order')}"
     # A gap under a day means several orders at once, not a cadence.
     gap = row.median_repurchase_gap_days if (row.median_repurchase_gap_days or 0) >= 1 else None
     if gap is not None:
-        text += f", about every {round(gap)} days"
-    text += f"; the last was {days_since} days ago."
+        text += f", about every {count(round(gap), 'day')}"
+    text += f"; the last was {count(days_since, 'day')} ago."
     return [
         _fact(
             "repurchase", text, item_id=target.item_id, orders=row.baskets,

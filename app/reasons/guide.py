@@ -130,6 +130,11 @@ def times(n: int) -> str:
     return "once" if n == 1 else f"{n} times"
 
 
+def count(n: int, noun: str) -> str:
+    """ "1 day", "3 days": a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def bank(fact: Fact) -> str:
     """The phrasing bank a fact's sentence comes from."""
     if fact.kind == "price":

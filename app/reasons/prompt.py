@@ -19,6 +19,7 @@ SYSTEM = (
 )
 ACRONYMS = {"uk", "usa", "led", "diy", "abc", "ii", "iii"}
 MAX_NAME_CHARS = 60
+ONE_DAYS = re.compile(r"(?<![\d.,])1 days\b")
 SLOT = re.compile(r"\[ITEM(\d+)\]")
 
 
@@ -59,8 +60,11 @@ class Slots:
         return f"[ITEM{self.by_item[item_id]}]"
 
     def fill(self, text: str) -> str:
-        """Replace each known slot by its display name (unknown slots are left for the guard)."""
-        return SLOT.sub(lambda m: self.names.get(int(m.group(1)), m.group(0)), text)
+        """Replace each known slot by its display name (unknown slots are left for the guard).
+        Every served reason passes here, so "1 days" (the guide's "{days} days", which the LM
+        learned too) becomes "1 day" here."""
+        filled = SLOT.sub(lambda m: self.names.get(int(m.group(1)), m.group(0)), text)
+        return ONE_DAYS.sub("1 day", filled)
 
 
 def _facts_lines(facts: list[Fact], slots: Slots) -> list[str]:

@@ -7,7 +7,7 @@ import pytest
 
 from app.metrics import FALLBACKS, GUARD_REJECTIONS
 from app.reasons import guard
-from app.reasons.guide import LEADS
+from app.reasons.guide import LEADS, count
 from app.reasons.prompt import Slots, display_name, render
 from app.reasons.template import template_reason
 from app.reasons.writers import Case, Generation, LMWriter, Written
@@ -265,3 +265,11 @@ async def test_a_failing_model_falls_back_to_templates() -> None:
     written = await writer.write(CASES)
     assert [w.text for w in written] == [template_reason(c.facts, c.style) for c in CASES]
     assert all(w.transient for w in written)
+
+
+def test_one_day_and_one_order_are_singular() -> None:
+    """The guide writes "{days} days" (and the LM learned it); every served reason goes through
+    Slots.fill, which writes "1 day". Evidence texts count with `count`."""
+    filled = Slots.of([anchor()]).fill("You bought [ITEM1] 1 days ago; every 11 days, or 21 days.")
+    assert filled == "You bought Red retrospot lunch bag 1 day ago; every 11 days, or 21 days."
+    assert [count(1, "order"), count(4, "day")] == ["1 order", "4 days"]
