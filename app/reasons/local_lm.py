@@ -290,8 +290,8 @@ class TransformersGenerator:
             opening = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             cache = DynamicCache()
             self.model(
-                input_ids=torch.tensor([opening], device=self.model.device),
-                cache=cache, use_cache=True,
+                input_ids=torch.tensor([opening], device=self.model.device), use_cache=True,
+                **{cache_argument(self.model): cache},
             )  # fmt: skip
             self._opening = opening, cache
         return self._opening

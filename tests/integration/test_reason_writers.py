@@ -223,6 +223,8 @@ def test_reusing_the_shared_opening_writes_what_the_whole_prompt_would() -> None
     prompts = [render(facts, style)[0] for facts in FACT_SETS[:4] for style in (0, 2)]
     reused = [g.text for g in generator.generate_now(prompts)]
     assert generator._opening is not None  # the opening was cached, and reused
+    opening, cache = generator._opening
+    assert cache.get_seq_length() == len(opening)  # the model filled it (cache_argument)
     batch = tokenizer(
         [chat(tokenizer, p) for p in prompts], return_tensors="pt", padding=True,
         add_special_tokens=False,
