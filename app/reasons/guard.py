@@ -74,37 +74,25 @@ class Vocabulary:
         return cls(frozenset(countries), frozenset(themes), frozenset(shingled))
 
 
-def allowed_numbers(facts: list[Fact]) -> set[float]:
-    numbers: set[float] = set()
-    for fact in facts:
-        d = fact.data
-        for key in ("times_bought", "orders", "every_days", "days_since", "rank", "buyers"):
-            if d.get(key) is not None:
-                numbers.add(float(d[key]))
-        if fact.kind == "co_purchase":
-            numbers |= {float(round(100 * d["confidence"])), round(float(d["lift"]), 1)}
-            numbers.add(float(d["baskets"]))
-        if fact.kind == "price":
-            numbers |= {round(float(d["price"]), 2), round(float(d["usual"]), 2)}
-        if fact.kind == "popularity":
-            numbers.add(float(str(d["month"]).split()[-1]))  # the year
-    return numbers
-
-
 def role_numbers(facts: list[Fact]) -> dict[str, set[float]]:
-    """The evidence's numbers by role (see ROLES); the evidence counts time in days only."""
-    roles: dict[str, set[float]] = {role: set() for role in ROLES}
+    """The evidence's numbers by role: those of ROLES, plus "price" (the item's and the usual)
+    and "other" (buyers, the year of a month). The evidence counts time in days only."""
+    roles: dict[str, set[float]] = {role: set() for role in (*ROLES, "price", "other")}
     for fact in facts:
         d = fact.data
         for key, role in (
             ("times_bought", "count"), ("orders", "count"), ("baskets", "count"),
-            ("every_days", "days"), ("days_since", "days"), ("rank", "rank"),
+            ("every_days", "days"), ("days_since", "days"), ("rank", "rank"), ("buyers", "other"),
         ):  # fmt: skip
             if d.get(key) is not None:
                 roles[role].add(float(d[key]))
         if fact.kind == "co_purchase":
             roles["share"].add(float(round(100 * d["confidence"])))
             roles["lift"].add(round(float(d["lift"]), 1))
+        if fact.kind == "price":
+            roles["price"] |= {round(float(d["price"]), 2), round(float(d["usual"]), 2)}
+        if fact.kind == "popularity":
+            roles["other"].add(float(str(d["month"]).split()[-1]))  # the year
     return roles
 
 
@@ -145,7 +133,8 @@ def check(
 
 
 def _numbers(plain: str, facts: list[Fact]) -> list[str]:
-    allowed = allowed_numbers(facts)
+    by_role = role_numbers(facts)
+    allowed = set().union(*by_role.values())
     problems = []
     for raw in NUMBER.findall(plain):
         value = float(raw.lstrip("£").replace(",", ""))
@@ -154,7 +143,6 @@ def _numbers(plain: str, facts: list[Fact]) -> list[str]:
     counts = [n for word, n in MULTIPLES.items() if _mentions(plain, word)]
     counts += [n for word, n in NUMBER_WORDS.items() if re.search(rf"\b{word} times\b", plain)]
     problems += [f"count {n} is not in the evidence" for n in counts if float(n) not in allowed]
-    by_role = role_numbers(facts)
     for role, pattern in ROLES.items():
         for match in pattern.finditer(plain):
             raw = next(group for group in match.groups() if group and group[0].isdigit())

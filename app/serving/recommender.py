@@ -115,10 +115,9 @@ class Recommender:
         requests = [ScoreRequest(*variant, country, now) for variant in variants]
         scores = self.retriever.score_requests(requests)[:, targets]
         drops = scores[0] - scores[1:]  # (candidates, targets)
-        found = []
+        found, at = [], self.catalog.at
         for drop in drops.T:
             order = np.argsort(-drop, kind="stable")[:top]
-            at = self.catalog.at
             found.append([(at(int(candidates[i])), float(drop[i])) for i in order if drop[i] > 0])
         return found
 
