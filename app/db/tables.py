@@ -74,6 +74,15 @@ interaction = Table(
     CheckConstraint("unit_price IS NULL OR unit_price >= 0", name="unit_price_not_negative"),
     # "A user's last N items" and "an item's events over time".
     Index("ix_interaction_user_id_occurred_at", "user_id", "occurred_at"),
+    # A shopper's purchases or cart newest first, read from the index alone (serving).
+    Index(
+        "ix_interaction_user_id_event_type_occurred_at",
+        "user_id",
+        "event_type",
+        "occurred_at",
+        "id",
+        postgresql_include=["item_id", "order_id"],
+    ),
     Index("ix_interaction_item_id_occurred_at", "item_id", "occurred_at"),
 )
 

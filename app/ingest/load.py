@@ -193,6 +193,7 @@ def database_has_events(conn: psycopg.Connection) -> bool:
 
 
 def analyze(conn: psycopg.Connection) -> None:
-    """Fresh planner statistics after a bulk load."""
-    with conn.transaction():
-        conn.execute("ANALYZE item, app_user, interaction")
+    """Fresh planner statistics after a bulk load, and the visibility map that lets a shopper's
+    history be read from its index alone. VACUUM runs outside a transaction: `conn` must be in
+    autocommit mode."""
+    conn.execute("VACUUM (ANALYZE) item, app_user, interaction")

@@ -61,42 +61,45 @@ async def sample_shoppers(
 
 
 # A shopper and their history in one round trip, as arrays (no per-row objects): the last
-# purchase lines in time order, each marked when it starts a basket (one order; events without
+# purchase lines newest first, each marked when it starts a basket (one order; events without
 # an order id: one UTC day), and the cart (added to it since the last purchase), newest first.
-# No row: no such shopper.
+# Both come in order from ix_interaction_user_id_event_type_occurred_at, reading only the lines
+# kept. No row: no such shopper.
 SHOPPER_SQL = text(
     """
     WITH shopper AS (
         SELECT id, country FROM app_user WHERE external_id = :external_id
     ), recent AS (
-        SELECT i.item_id, i.occurred_at, i.id,
-               coalesce(i.order_id, 'day:' || floor(extract(epoch FROM i.occurred_at) / 86400))
-                   AS basket
-        FROM interaction i JOIN shopper s ON i.user_id = s.id
-        WHERE i.event_type = 'purchase'
-        ORDER BY i.occurred_at DESC, i.id DESC
-        LIMIT :history_limit
-    ), marked AS (
-        SELECT item_id, extract(epoch FROM occurred_at)::bigint AS at, occurred_at, id,
-               basket IS DISTINCT FROM lag(basket) OVER (ORDER BY occurred_at, id) AS starts
-        FROM recent
+        SELECT r.item_id, r.at, r.occurred_at, r.id,
+               r.basket IS DISTINCT FROM lead(r.basket) OVER newest_first AS starts
+        FROM shopper s CROSS JOIN LATERAL (
+            SELECT i.item_id, i.occurred_at, i.id,
+                   extract(epoch FROM i.occurred_at)::bigint AS at,
+                   coalesce(i.order_id, 'day:' || floor(extract(epoch FROM i.occurred_at) / 86400))
+                       AS basket
+            FROM interaction i
+            WHERE i.user_id = s.id AND i.event_type = 'purchase'
+            ORDER BY i.occurred_at DESC, i.id DESC
+            LIMIT :history_limit
+        ) r
+        WINDOW newest_first AS (ORDER BY r.occurred_at DESC, r.id DESC)
     ), history AS (
-        SELECT coalesce(array_agg(item_id ORDER BY occurred_at, id), '{}') AS items,
-               coalesce(array_agg(at ORDER BY occurred_at, id), '{}') AS times,
-               coalesce(array_agg(starts ORDER BY occurred_at, id), '{}') AS starts,
+        SELECT coalesce(array_agg(item_id ORDER BY occurred_at DESC, id DESC), '{}') AS items,
+               coalesce(array_agg(at ORDER BY occurred_at DESC, id DESC), '{}') AS times,
+               coalesce(array_agg(starts ORDER BY occurred_at DESC, id DESC), '{}') AS starts,
                max(occurred_at) AS last_purchase
-        FROM marked
-    ), cart AS (
-        SELECT c.item_id, c.occurred_at, c.id
-        FROM interaction c JOIN shopper s ON c.user_id = s.id CROSS JOIN history h
-        WHERE c.event_type = 'add_to_cart'
-          AND (h.last_purchase IS NULL OR c.occurred_at > h.last_purchase)
-        ORDER BY c.occurred_at DESC, c.id DESC
-        LIMIT :cart_limit
+        FROM recent
     )
     SELECT s.id, s.country, h.items, h.times, h.starts,
-           (SELECT coalesce(array_agg(item_id ORDER BY occurred_at DESC, id DESC), '{}')
-            FROM cart) AS cart
+           (SELECT coalesce(array_agg(c.item_id ORDER BY c.occurred_at DESC, c.id DESC), '{}')
+            FROM (
+                SELECT c.item_id, c.occurred_at, c.id
+                FROM interaction c
+                WHERE c.user_id = s.id AND c.event_type = 'add_to_cart'
+                  AND (h.last_purchase IS NULL OR c.occurred_at > h.last_purchase)
+                ORDER BY c.occurred_at DESC, c.id DESC
+                LIMIT :cart_limit
+            ) c) AS cart
     FROM shopper s CROSS JOIN history h
     """
 )
@@ -114,11 +117,11 @@ async def load_shopper(
     ).first()
     if row is None:
         return None
-    times = np.asarray(row.times, dtype=np.int64)
-    starts = np.asarray(row.starts, dtype=bool)
+    times = np.asarray(row.times[::-1], dtype=np.int64)  # oldest first from here on
+    starts = np.asarray(row.starts[::-1], dtype=bool)
     basket_times = times[starts]
     item_times = basket_times[np.cumsum(starts) - 1] if len(times) else times
-    items = catalog.index_array(np.asarray(row.items, dtype=np.int64))
+    items = catalog.index_array(np.asarray(row.items[::-1], dtype=np.int64))
     known = items >= 0
     history = History(
         items[known], item_times[known], basket_times, catalog.indices(reversed(row.cart))
@@ -137,6 +140,7 @@ class NewEvent:
     order_id: str | None
     occurred_at: datetime
     country: str | None
+    time_given: bool = True  # False: occurred_at is when it was received (a retry's differs)
 
 
 async def unknown_items(conn: AsyncConnection, item_ids: Sequence[int]) -> list[int]:
@@ -146,9 +150,9 @@ async def unknown_items(conn: AsyncConnection, item_ids: Sequence[int]) -> list[
     return sorted(set(item_ids) - known)
 
 
-async def record_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> int:
-    """Store the events in the caller's transaction; returns how many were new (an event_id
-    already stored is skipped: retries are safe). Unknown shoppers are created."""
+async def record_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> set[str]:
+    """Store the events in the caller's transaction; returns the event_ids that were new (an
+    event_id already stored is skipped: retries are safe). Unknown shoppers are created."""
     shoppers = {e.user_id: e.country for e in events}
     await conn.execute(
         insert(app_user)
@@ -177,6 +181,38 @@ async def record_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> in
             ]
         )
         .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(interaction.c.id)
+        .returning(interaction.c.event_id)
     )  # fmt: skip
-    return len(result.all())
+    return set(result.scalars())
+
+
+async def conflicting_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[str]:
+    """The event_ids among `events` (ones not stored just now) already stored for a different
+    event: another shopper, item, type, quantity, price, order or, when the client gave one,
+    time. A true retry matches what is stored."""
+    if not events:
+        return []
+    rows = await conn.execute(
+        select(
+            interaction.c.event_id, app_user.c.external_id, interaction.c.item_id,
+            interaction.c.event_type, interaction.c.quantity, interaction.c.unit_price,
+            interaction.c.order_id, interaction.c.occurred_at,
+        )
+        .join(app_user, app_user.c.id == interaction.c.user_id)
+        .where(interaction.c.event_id.in_({e.event_id for e in events}))
+    )  # fmt: skip
+    stored = {row.event_id: row for row in rows}
+    conflicts = []
+    for e in events:
+        row = stored[e.event_id]
+        same = (
+            row.external_id,
+            row.item_id,
+            row.event_type,
+            row.quantity,
+            row.unit_price,
+            row.order_id,
+        ) == (e.user_id, e.item_id, e.event, e.quantity, e.price, e.order_id)
+        if not same or (e.time_given and row.occurred_at != e.occurred_at):
+            conflicts.append(e.event_id)
+    return sorted(set(conflicts))

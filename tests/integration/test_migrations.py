@@ -36,6 +36,7 @@ def test_upgrade_downgrade_upgrade() -> None:
         assert {
             "ix_interaction_user_id_occurred_at",
             "ix_interaction_item_id_occurred_at",
+            "ix_interaction_user_id_event_type_occurred_at",
             "uq_item_sku",
             "uq_app_user_external_id",
             "uq_interaction_event_id",
