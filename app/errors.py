@@ -70,6 +70,13 @@ class NotFound(ProblemError):
     kind = "not-found"
 
 
+class Conflict(ProblemError):
+    """The request contradicts what is stored (an event_id reused for a different event)."""
+
+    status = HTTPStatus.CONFLICT
+    kind = "conflict"
+
+
 class InvalidRequest(ProblemError):
     """Well-formed but unusable input (e.g. unknown item ids in an event batch)."""
 

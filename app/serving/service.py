@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.cache import Cache, digest, served_from_cache
 from app.db.tables import item_pair
-from app.errors import InvalidRequest, NotFound
+from app.errors import Conflict, InvalidRequest, NotFound
 from app.metrics import EVENTS, FALLBACKS, GENERATIONS
 from app.reasons import evidence
 from app.reasons.guard import Vocabulary
@@ -43,6 +43,7 @@ from app.serving.shoppers import (
     History,
     NewEvent,
     Shopper,
+    conflicting_events,
     load_shopper,
     record_events,
     sample_shoppers,
@@ -294,31 +295,44 @@ class Service:
 
     async def record(self, batch: EventBatch) -> EventsAccepted:
         received = self.now()
+        events = [
+            NewEvent(
+                event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event=e.event,
+                quantity=e.quantity, order_id=e.order_id,
+                price=None if e.price is None else Decimal(f"{e.price:.2f}"),
+                occurred_at=e.occurred_at or received, country=e.country,
+                time_given=e.occurred_at is not None,
+            )
+            for e in batch.events
+        ]  # fmt: skip
         async with self.engine.begin() as conn:
-            missing = await unknown_items(conn, [e.item_id for e in batch.events])
+            missing = await unknown_items(conn, [e.item_id for e in events])
             if missing:
-                EVENTS.labels("rejected").inc(len(batch.events))
+                EVENTS.labels("rejected").inc(len(events))
                 shown = ", ".join(map(str, missing[:20]))
                 raise InvalidRequest(f"unknown item ids: {shown}", unknown_item_ids=missing[:100])
-            stored = await record_events(
-                conn,
-                [
-                    NewEvent(
-                        event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event=e.event,
-                        quantity=e.quantity, order_id=e.order_id,
-                        price=None if e.price is None else Decimal(f"{e.price:.2f}"),
-                        occurred_at=e.occurred_at or received, country=e.country,
-                    )
-                    for e in batch.events
-                ],
-            )  # fmt: skip
-        for user in {e.user_id for e in batch.events}:
+            new = await record_events(conn, events)
+            # The first of each event_id is the one stored, or compared with what is stored.
+            seen: set[str] = set()
+            skipped = []
+            for e in events:
+                if e.event_id in seen or e.event_id not in new:
+                    skipped.append(e)
+                seen.add(e.event_id)
+            conflicts = await conflicting_events(conn, skipped)
+            if conflicts:  # raising rolls the whole batch back
+                EVENTS.labels("rejected").inc(len(events))
+                shown = ", ".join(conflicts[:20])
+                raise Conflict(
+                    f"event_id reused for a different event: {shown}",
+                    conflicting_event_ids=conflicts[:100],
+                )
+        for user in {e.user_id for e in events}:
             await self.cache.invalidate_user(user)
+        stored = len(new)
         EVENTS.labels("stored").inc(stored)
-        EVENTS.labels("duplicate").inc(len(batch.events) - stored)
-        return EventsAccepted(
-            received=len(batch.events), stored=stored, duplicates=len(batch.events) - stored
-        )
+        EVENTS.labels("duplicate").inc(len(events) - stored)
+        return EventsAccepted(received=len(events), stored=stored, duplicates=len(events) - stored)
 
 
 async def _co_purchase_confidence(conn: AsyncConnection, item_id: int) -> dict[int, float]:

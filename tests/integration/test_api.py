@@ -278,6 +278,44 @@ async def test_events_are_idempotent_and_change_the_next_list(
     assert bought not in {i["item_id"] for i in after["items"]}
 
 
+async def test_an_event_id_reused_for_another_event_is_a_conflict(
+    client: httpx.AsyncClient, tiny_world: TinyWorld
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    known = (await client.post("/v1/recommend", json={"k": 2})).json()["items"]
+    first, other = known[0]["item_id"], known[1]["item_id"]
+    event = {"event_id": f"{tag}-1", "user_id": f"u-{tag}", "item_id": first, "event": "click"}
+    assert (await client.post("/v1/events", json={"events": [event]})).status_code == 200
+    # A retry without a time matches (the server stamped the first one), so it is skipped.
+    retried = await client.post("/v1/events", json={"events": [event]})
+    assert retried.json() == {"received": 1, "stored": 0, "duplicates": 1}
+
+    changed = [
+        {**event, "item_id": other},
+        {**event, "event": "purchase"},
+        {**event, "user_id": f"v-{tag}"},
+        {**event, "quantity": 3},
+        {**event, "occurred_at": "2011-01-31T10:00:00Z"},
+    ]
+    fresh = {"event_id": f"{tag}-2", "user_id": f"u-{tag}", "item_id": first, "event": "view"}
+    for reused in changed:
+        response = await client.post("/v1/events", json={"events": [fresh, reused]})
+        assert response.status_code == 409, reused
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["conflicting_event_ids"] == [f"{tag}-1"]
+    # The same id twice in one batch, for two different events.
+    twice = [{**fresh, "event_id": f"{tag}-3"}, {**fresh, "event_id": f"{tag}-3", "quantity": 2}]
+    response = await client.post("/v1/events", json={"events": twice})
+    assert response.json()["conflicting_event_ids"] == [f"{tag}-3"]
+    with psycopg.connect(libpq_url(tiny_world.database_url)) as conn:
+        stored = conn.execute(
+            "SELECT event_id, item_id, event_type, quantity FROM interaction"
+            " WHERE event_id LIKE %s",
+            (f"{tag}-%",),
+        ).fetchall()
+    assert stored == [(f"{tag}-1", first, "click", 1)]  # nothing of a rejected batch was kept
+
+
 async def test_add_to_cart_counts_as_the_current_basket(
     client: httpx.AsyncClient, tiny_world: TinyWorld
 ) -> None:
