@@ -2,14 +2,16 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
+from app.api.query import query_model, query_parameters
 from app.api.responses import ERRORS, respond
 from app.auth import READS
 from app.deps import RequestIdDep, ServiceDep
 from app.schemas import RecommendBody, RecommendRequest, RecommendResponse
 
 router = APIRouter(prefix="/v1", tags=["recommend"], dependencies=[Depends(READS)])
+RecommendQuery = Annotated[RecommendRequest, Depends(query_model(RecommendRequest))]
 
 
 @router.get(
@@ -20,9 +22,10 @@ router = APIRouter(prefix="/v1", tags=["recommend"], dependencies=[Depends(READS
     " query parameters (lists repeat: `exclude=1&exclude=2`).",
     response_model=RecommendResponse,
     responses=ERRORS,
+    openapi_extra={"parameters": query_parameters(RecommendRequest)},
 )
 async def recommend_get(
-    service: ServiceDep, request_id: RequestIdDep, query: Annotated[RecommendRequest, Query()]
+    service: ServiceDep, request_id: RequestIdDep, query: RecommendQuery
 ) -> Any:
     return respond(await service.recommend(request_id, query))
 

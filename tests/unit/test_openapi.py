@@ -1,9 +1,10 @@
 """The OpenAPI document: every error is documented as problem+json, every tag is described, and
 the examples captured from the real data still match the models they illustrate."""
 
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from fastapi import FastAPI, Query
 from pydantic import BaseModel
 
 from app.config import Settings
@@ -70,3 +71,16 @@ def test_security_says_which_operations_need_a_key() -> None:
     keyed = create_app(Settings(read_requires_key=True)).openapi()
     assert keyed["paths"]["/v1/recommend"]["get"]["security"] == [{"HTTPBearer": []}]
     assert set(operations["POST /v1/events"]["responses"]) >= {"401", "403"}
+
+
+def test_get_recommend_documents_its_query_as_fastapi_would() -> None:
+    # GET /v1/recommend reads its query with app/api/query.py, not FastAPI's Query() model:
+    # its documented parameters must be the ones FastAPI would have written for that model.
+    reference = FastAPI()
+
+    @reference.get("/recommend")
+    async def recommend(query: Annotated[RecommendRequest, Query()]) -> None:
+        return None
+
+    expected = reference.openapi()["paths"]["/recommend"]["get"]["parameters"]
+    assert DOCUMENT["paths"]["/v1/recommend"]["get"]["parameters"] == expected
