@@ -128,9 +128,12 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyWorld]:
 
 
 @contextmanager
-def serving(world: TinyWorld, workers: int = 1, **env: str) -> Iterator[str]:
+def serving(
+    world: TinyWorld, workers: int = 1, log: Path | None = None, **env: str
+) -> Iterator[str]:
     """`python -m app serve` on a free port over the tiny world; yields its base URL once
-    /readyz has answered 200 twenty times in a row (every worker is up)."""
+    /readyz has answered 200 twenty times in a row (every worker is up). Its logs (stderr) go
+    to `log` when given."""
     port = free_port()
     environment = {
         **os.environ, "RECS_DATABASE_URL": world.database_url, "RECS_REDIS_URL": REDIS_URL,
@@ -139,7 +142,8 @@ def serving(world: TinyWorld, workers: int = 1, **env: str) -> Iterator[str]:
     }  # fmt: skip
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = [sys.executable, "-m", "app", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=environment)
+    stderr = log.open("ab") if log is not None else None
+    process = subprocess.Popen(command, env=environment, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     try:
         ready_in_a_row, deadline = 0, time.monotonic() + 90
@@ -155,6 +159,8 @@ def serving(world: TinyWorld, workers: int = 1, **env: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+        if stderr is not None:
+            stderr.close()
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """`python -m app serve` as deployed: a real uvicorn with several worker processes."""
 
+import json
 import os
 import re
 import signal
@@ -17,9 +18,33 @@ from tests.conftest import TinyWorld, serving
 
 
 @pytest.fixture(scope="module")
-def two_workers(tiny_world: TinyWorld) -> Iterator[str]:
-    with serving(tiny_world, workers=2) as base:
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serve") / "stderr.log"
+
+
+@pytest.fixture(scope="module")
+def two_workers(tiny_world: TinyWorld, server_log: Path) -> Iterator[str]:
+    with serving(tiny_world, workers=2, log=server_log, RECS_LOG_LEVEL="info") as base:
         yield base
+
+
+def test_every_worker_logs_json_lines_with_the_request_id(
+    two_workers: str, server_log: Path
+) -> None:
+    for n in range(20):  # a new connection each time: both workers answer some
+        answer = httpx.get(f"{two_workers}/healthz", headers={"X-Request-ID": f"trace-{n}"})
+        assert answer.headers["x-request-id"] == f"trace-{n}"
+    deadline = time.monotonic() + 10
+    logged: dict[str, dict[str, object]] = {}
+    while len(logged) < 20 and time.monotonic() < deadline:
+        lines = server_log.read_text().splitlines()
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        logged = {e["request_id"]: e for e in entries if str(e["request_id"]).startswith("trace-")}
+        time.sleep(0.1)
+    assert set(logged) == {f"trace-{n}" for n in range(20)}
+    assert all(e["route"] == "/healthz" and e["status"] == 200 for e in logged.values())
+    # Every line a worker wrote is JSON (none from a logger left unconfigured).
+    assert all(line.startswith("{") for line in server_log.read_text().splitlines() if line)
 
 
 def healthz_count(metrics: str) -> float:
