@@ -367,19 +367,16 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    host, port = host or settings.host, port or settings.port
-    if settings.workers == 1:
-        uvicorn.run(
-            "app.main:create_app", factory=True, host=host, port=port,
-            log_level=settings.log_level, log_config=None, access_log=False,
-        )  # fmt: skip
-        return
-    from app.workers import WorkerConfig, serve_workers
+    from app.workers import WorkerConfig, serve_workers, uvicorn_config
 
+    config = WorkerConfig(host or settings.host, port or settings.port, settings.log_level)
+    if settings.workers == 1:
+        uvicorn.Server(uvicorn_config(config)).run()
+        return
     with tempfile.TemporaryDirectory(prefix="reasonrec-metrics-") as metrics_dir:
         # Each worker counts in its own files here; /metrics adds them all up.
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
-        serve_workers(settings.workers, WorkerConfig(host, port, settings.log_level))
+        serve_workers(settings.workers, config)
 
 
 keys = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)

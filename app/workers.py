@@ -1,4 +1,5 @@
-"""The worker processes of `python -m app serve` (RECS_WORKERS > 1), each on a socket of its own.
+"""How `python -m app serve` runs the app: one process, or (RECS_WORKERS > 1) worker processes,
+each on a socket of its own.
 
 Every worker binds the same address with SO_REUSEPORT, so the kernel spreads new connections
 over them by a hash of the connection. uvicorn's own workers share one listening socket instead:
@@ -45,19 +46,21 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def uvicorn_config(config: WorkerConfig) -> uvicorn.Config:
+    """The app as every server process runs it (our JSON logs, no uvicorn access log)."""
+    return uvicorn.Config(
+        "app.main:create_app", factory=True, host=config.host, port=config.port,
+        log_level=config.log_level, log_config=None, access_log=False,
+    )  # fmt: skip
+
+
 def run_worker(config: WorkerConfig) -> None:
     """One worker: its own socket, the app, uvicorn's graceful shutdown on SIGTERM/SIGINT.
     uvicorn listens on the socket only once the app has started (model loaded), so a worker
     starting again takes no connections before it can answer them."""
     configure_logging(config.log_level)
     sock = reuse_port_socket(config.host, config.port)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            "app.main:create_app", factory=True, host=config.host, port=config.port,
-            log_level=config.log_level, log_config=None, access_log=False,
-        )
-    )  # fmt: skip
-    server.run(sockets=[sock])
+    uvicorn.Server(uvicorn_config(config)).run(sockets=[sock])
 
 
 def serve_workers(workers: int, config: WorkerConfig) -> None:

@@ -312,14 +312,7 @@ class Service:
                 shown = ", ".join(map(str, missing[:20]))
                 raise InvalidRequest(f"unknown item ids: {shown}", unknown_item_ids=missing[:100])
             new = await record_events(conn, events)
-            # The first of each event_id is the one stored, or compared with what is stored.
-            seen: set[str] = set()
-            skipped = []
-            for e in events:
-                if e.event_id in seen or e.event_id not in new:
-                    skipped.append(e)
-                seen.add(e.event_id)
-            conflicts = await conflicting_events(conn, skipped)
+            conflicts = await conflicting_events(conn, events, new)
             if conflicts:  # raising rolls the whole batch back
                 EVENTS.labels("rejected").inc(len(events))
                 shown = ", ".join(conflicts[:20])
