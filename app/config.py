@@ -50,6 +50,17 @@ class Settings(BaseSettings):
         description="The time the service treats as now (recency features, new events); unset ="
         " the wall clock. `make run` sets the end of the demo data, 2011-12-10.",
     )
+    currency: str | None = Field(
+        None, min_length=3, max_length=3, pattern=r"^[A-Z]{3}$",
+        description="The shop's currency, an ISO 4217 code (GBP, USD, EUR); amounts in reasons"
+        " and evidence are formatted with it by Babel. Unset: amounts without a currency."
+        " `make run` sets GBP for the demo shop.",
+    )  # fmt: skip
+    locale: str = Field(
+        "en", min_length=2, max_length=16, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
+        description="Language and region amounts and months are written in (Babel locale:"
+        " en, en_GB, de_DE). `make run` sets en_GB.",
+    )  # fmt: skip
     workers: int = Field(
         1, ge=1, le=64,
         description="uvicorn worker processes `python -m app serve` starts (one per core in"

@@ -24,7 +24,9 @@ from app.config import Settings
 from app.db.engine import create_engine_for_service
 from app.db.tables import app_user, item_popularity
 from app.metrics import MODEL_RELOADS
+from app.reasons import evidence
 from app.reasons.guard import Vocabulary
+from app.reasons.sanitise import clean
 from app.reasons.writers import Generator, LMWriter, ReasonWriter, TemplateWriter
 from app.schemas import RecommendRequest
 from app.serving.bundle import BundleError, find_version, latest_version, load_bundle
@@ -195,8 +197,8 @@ async def load_service(
             select(app_user.c.country).union(select(item_popularity.c.country))
         )
         vocabulary = Vocabulary.of(
-            {c for (c,) in countries if c},
-            {e.theme for e in catalog.items if e is not None and e.theme},
+            {clean(c) for (c,) in countries if c and clean(c)},  # "*" (all shoppers) cleans to ""
+            {clean(e.theme) for e in catalog.items if e is not None and e.theme and clean(e.theme)},
             [e.title for e in catalog.items if e is not None],
         )
     retriever = Retriever(bundle)
@@ -218,7 +220,7 @@ async def load_service(
         writer = previous.writer.for_vocabulary(vocabulary)
     return Service(
         bundle, catalog, recommender, engine, cache, pool, batcher, writer, vocabulary,
-        settings.as_of,
+        settings.as_of, evidence.Locale(settings.currency, settings.locale),
     )  # fmt: skip
 
 

@@ -126,7 +126,9 @@ class ExplainResponse(BaseModel):
     item: Item
     reason: str
     evidence: list[Fact]
-    writer: str
+    reason_writer: str = Field(
+        description="Who wrote the reason: the configured writer, or template as fallback."
+    )
     cached: bool
     model_versions: ModelVersions
 

@@ -29,6 +29,7 @@ from app.lifespan import offline_service
 from app.machine import describe_machine, now
 from app.reasons import guard
 from app.reasons.finetune import Pair, build_pairs
+from app.reasons.guide import compose, told
 from app.reasons.local_lm import (
     TransformersGenerator,
     compute_dtype,
@@ -37,7 +38,6 @@ from app.reasons.local_lm import (
     resolve_adapter,
     resolve_model,
 )
-from app.reasons.prompt import SLOT
 from app.reasons.template import template_reason
 from app.reasons.writers import Generation
 from app.schemas import RecommendRequest
@@ -73,27 +73,30 @@ def vocabulary_of(settings: Settings) -> guard.Vocabulary:
 
 def outputs_of(pairs: list[Pair], generations: list[Generation]) -> list[Output]:
     return [
-        Output(pair, g.text, g.finished, pair.slots.fill(g.text))
+        Output(pair, g.text, g.finished, pair.binding.fill(g.text.strip()))
         for pair, g in zip(pairs, generations, strict=True)
     ]
 
 
+# Slots that state the shopper's own history: their items and their own buying of this one.
+OWN_SLOTS = re.compile(r"\[(ITEM|COUNT)\d+\]|\[(ORDERS|SINCE_DAYS|GAP_DAYS|USUAL_PRICE)\]")
+
+
 def personal(output: Output) -> bool:
-    """Mentions the shopper's own history: one of their items (a slot), or, in the second
-    person, their own repeat buying of this one (a number of their repurchase fact, or "once")."""
-    if SLOT.search(output.raw):
-        return True
-    text = output.raw.lower()
-    if not re.search(r"\byou(r)?\b", text):
-        return False
-    for fact in output.pair.facts:
-        if fact.kind == "repurchase":
-            own = {
-                str(fact.data[k]) for k in ("orders", "every_days", "days_since") if fact.data[k]
-            }
-            numbers = set(re.findall(r"\d+", text))
-            return bool(own & numbers) or (fact.data["orders"] == 1 and "once" in text)
-    return False
+    """Mentions the shopper's own history: one of their items, their own repeat buying of this
+    one, or the price they usually pay (each a slot of their own facts)."""
+    return OWN_SLOTS.search(output.raw) is not None
+
+
+def repeat_item(pair: Pair) -> bool:
+    """The recommended item is one the shopper has bought before (the "repeat" slice)."""
+    return any(fact.kind == "repurchase" for fact in pair.facts)
+
+
+def template_slotted(pair: Pair) -> str:
+    """The template writer's sentence for the pair, with its slots."""
+    facts = told(pair.facts)
+    return compose(facts, pair.binding, lead=pair.style, follow=pair.style >> 8)
 
 
 def distinct(texts: Sequence[str], n: int) -> float:
@@ -105,14 +108,24 @@ def distinct(texts: Sequence[str], n: int) -> float:
     return len(set(grams)) / max(1, len(grams))
 
 
+def passes(output: Output, vocabulary: guard.Vocabulary) -> bool:
+    facts = told(output.pair.facts)
+    return not guard.check(output.raw, output.finished, facts, output.pair.binding, vocabulary)
+
+
 def quality(outputs: list[Output], vocabulary: guard.Vocabulary) -> dict[str, float]:
-    passed = [
-        not guard.check(o.raw, o.finished, o.pair.facts, o.pair.slots, vocabulary) for o in outputs
-    ]
-    faithful = [not guard.unsupported_claims(o.raw, o.pair.facts) for o in outputs]
+    passed = [passes(o, vocabulary) for o in outputs]
+    repeat = [ok for ok, o in zip(passed, outputs, strict=True) if repeat_item(o.pair)]
+    explore = [ok for ok, o in zip(passed, outputs, strict=True) if not repeat_item(o.pair)]
+    faithful = [not guard.unsupported_claims(o.raw, told(o.pair.facts)) for o in outputs]
     shown = [o.shown for o in outputs]
     return {
         "guard pass": statistics.mean(passed),
+        "guard pass, bought before": statistics.mean(repeat) if repeat else float("nan"),
+        "guard pass, not bought before": statistics.mean(explore) if explore else float("nan"),
+        "same as template": statistics.mean(
+            o.raw.strip() == template_slotted(o.pair) for o in outputs
+        ),
         "claims all supported": statistics.mean(faithful),
         "USR": len(set(shown)) / len(shown),
         "distinct-1": distinct(shown, 1),
@@ -123,15 +136,10 @@ def quality(outputs: list[Output], vocabulary: guard.Vocabulary) -> dict[str, fl
 
 
 def template_outputs(pairs: list[Pair]) -> list[Output]:
-    outputs = []
-    for pair in pairs:
-        text = template_reason(pair.facts, pair.style)
-        # The guard reads slots: put them back where the template filled names in.
-        raw = text
-        for number, name in sorted(pair.slots.names.items(), key=lambda kv: -len(kv[1])):
-            raw = raw.replace(name, f"[ITEM{number}]")
-        outputs.append(Output(pair, raw, True, text))
-    return outputs
+    return [
+        Output(pair, template_slotted(pair), True, template_reason(pair.facts, pair.style))
+        for pair in pairs
+    ]
 
 
 async def ten_uncached(settings: Settings, writer: str, users: list[str]) -> float:
@@ -264,7 +272,9 @@ def main() -> None:
     results["template"] = template_outputs(pairs)
     table = {name: quality(outputs, vocabulary) for name, outputs in results.items()}
     rates, lm_call, template_call = measure_speed(settings, tuned, pairs)
-    write_report(table, results, rates, lm_call, template_call, tuned.name, len(pairs), where)
+    write_report(
+        table, results, rates, lm_call, template_call, tuned.name, len(pairs), where, vocabulary
+    )
 
 
 def quality_rows(table: dict[str, dict[str, float]]) -> list[str]:
@@ -279,7 +289,7 @@ def quality_rows(table: dict[str, dict[str, float]]) -> list[str]:
                 f"{value:.1f}"
                 if column == "mean words"
                 else f"{value:.1%}"
-                if column in ("guard pass", "claims all supported", "personalisation")
+                if column.startswith(("guard pass", "claims", "personal", "same as"))
                 else f"{value:.3f}"
                 for column, value in metrics.items()
             )
@@ -317,10 +327,17 @@ def write_report(
     tuned_name: str,
     n_pairs: int,
     where: str,
+    vocabulary: guard.Vocabulary,
 ) -> None:
     tuned = table[FINE_TUNED]
     goals = [
         ("guard pass >= 98%", tuned["guard pass"] >= 0.98),
+        ("guard pass >= 98% on items bought before", tuned["guard pass, bought before"] >= 0.98),
+        (
+            "guard pass >= 98% on items not bought before",
+            tuned["guard pass, not bought before"] >= 0.98,
+        ),
+        ("same as the template sentence <= 30%", tuned["same as template"] <= 0.30),
         ("USR >= 0.9", tuned["USR"] >= 0.9),
         ("personalisation >= 80%", tuned["personalisation"] >= 0.8),
         ("10 uncached reasons in one call <= 3 s", lm_call <= 3.0),
@@ -328,7 +345,13 @@ def write_report(
     unsupported = [
         (o.raw, claim)
         for o in results[FINE_TUNED]
-        for claim in guard.unsupported_claims(o.raw, o.pair.facts)
+        for claim in guard.unsupported_claims(o.raw, told(o.pair.facts))
+    ]
+    rejected = [
+        f"- `{o.raw}`: "
+        + "; ".join(guard.check(o.raw, o.finished, told(o.pair.facts), o.pair.binding, vocabulary))
+        for o in results[FINE_TUNED]
+        if not passes(o, vocabulary)
     ]
     verbatim = [
         f"{n + 1}. {o.shown}  \n   evidence: " + "; ".join(f.text for f in o.pair.facts[:3])
@@ -357,9 +380,13 @@ def write_report(
             " of that kind; the guard includes it). It recognises kinds of claim by their words,"
             " so a claim made in other words (the base model's \"a luxury item from a French"
             " market\") slips past it; the guard's name and number checks catch most of those.",
-            "- USR: unique reasons / reasons. personalisation: names one of the shopper's own"
-            ' items, or tells them ("you", "your") their own repeat buying of this one, with'
-            ' a number from their repurchase fact ("your usual gap is 34 days").',
+            "- bought before / not bought before: the pairs whose recommended item the shopper"
+            " has bought (a repurchase fact) and the others.",
+            "- same as template: the output is word for word the template writer's sentence for"
+            " the same facts and phrasing choice.",
+            "- USR: unique reasons / reasons. personalisation: states the shopper's own history"
+            " through a slot of their own facts: one of their items, its order count, their"
+            " own buying of this one, or the price they usually pay.",
             "",
             *(f"- fine-tuned {name}: **{'met' if ok else 'NOT met'}**" for name, ok in goals),
             "",
@@ -369,6 +396,10 @@ def write_report(
                 [f"- `{raw}` ({claim.split(':')[0]})" for raw, claim in unsupported[:10]]
                 or ["- none"]
             ),
+            "",
+            f"Fine-tuned outputs the guard rejected ({len(rejected)}; the template is served):",
+            "",
+            *(rejected or ["- none"]),
             "",
             speed_section(rates, lm_call, template_call)
             + "## 20 reasons of the fine-tuned writer, verbatim",

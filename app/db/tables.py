@@ -131,6 +131,9 @@ item_pair = Table(
     Index("ix_item_pair_kind_item_id_lift", "kind", "item_id", "lift"),
 )
 
+# item_popularity's country for the ranking over every shopper (with or without a country).
+ALL_SHOPPERS = "*"
+
 item_popularity = Table(
     "item_popularity",
     metadata,

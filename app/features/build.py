@@ -12,9 +12,9 @@ The features (medians are over purchase lines, not weighted by quantity):
   paid, else item.price, in cents) and price_band: with n items priced and c of them priced at or
   below this one, band = floor((5c - 1) / n), so each band holds about a fifth of the catalogue
   and equal prices share a band; PRICE_BANDS names them.
-- item_popularity: per shopper country (app_user.country, else "Unknown"), calendar month (UTC)
-  and item: baskets, distinct buyers, units, and rank (1 = most buyers, then most baskets; ties
-  share a rank).
+- item_popularity: per shopper country (app_user.country; shoppers without one are in no
+  country's rows) and over all shoppers (country "*"), calendar month (UTC) and item: baskets,
+  distinct buyers, units, and rank (1 = most buyers, then most baskets; ties share a rank).
 - user_feature: baskets, usual_unit_price (median unit price paid), mean_basket_value (mean over
   baskets of the sum of quantity x unit price), first and last purchase, and
   mean_days_between_baskets = (last basket - first basket) / (baskets - 1).
@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import psycopg
 
+from app.db.tables import ALL_SHOPPERS
 from app.features import pairs
 from app.features.embeddings import item_title_vectors
 from app.features.themes import FALLBACK_THEME, keyword_theme, neighbour_themes
@@ -56,7 +57,6 @@ FEATURE_TABLES = (
     "user_feature",
     "user_item_feature",
 )
-UNKNOWN_COUNTRY = "Unknown"
 
 # Postgres' binary COPY format: signature, flags, header extension length; end-of-data marker.
 PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
@@ -134,18 +134,23 @@ LEFT JOIN sold s ON s.item_id = i.id
 LEFT JOIN repeat r ON r.item_id = i.id
 """
 
+# Per country and month, and over every shopper (country ALL_SHOPPERS): shoppers without a
+# country count only there, never as a country of their own.
 ITEM_POPULARITY = """
 INSERT INTO item_popularity (country, month, item_id, purchases, buyers, quantity, rank)
 SELECT country, month, item_id, purchases, buyers, quantity,
        rank() OVER (PARTITION BY country, month ORDER BY buyers DESC, purchases DESC)
 FROM (
-    SELECT COALESCE(u.country, %s) AS country,
-           date_trunc('month', bi.at AT TIME ZONE 'UTC')::date AS month,
-           bi.item_id, count(*) AS purchases, count(DISTINCT bi.user_id) AS buyers,
-           sum(bi.quantity) AS quantity
-    FROM feature_basket_item bi
-    JOIN app_user u ON u.id = bi.user_id
-    GROUP BY 1, 2, 3
+    SELECT CASE WHEN GROUPING(country) = 1 THEN %s ELSE country END AS country, month, item_id,
+           count(*) AS purchases, count(DISTINCT user_id) AS buyers, sum(quantity) AS quantity
+    FROM (
+        SELECT u.country, date_trunc('month', bi.at AT TIME ZONE 'UTC')::date AS month,
+               bi.item_id, bi.user_id, bi.quantity
+        FROM feature_basket_item bi
+        JOIN app_user u ON u.id = bi.user_id
+    ) AS line
+    GROUP BY GROUPING SETS ((country, month, item_id), (month, item_id))
+    HAVING GROUPING(country) = 1 OR country IS NOT NULL
 ) AS monthly
 """
 
@@ -223,7 +228,7 @@ def build_features(conn: psycopg.Connection, progress: Progress | None = None) -
             ).fetchall()
             report.price_band_tops = [float(top) for (top,) in tops]
         with _timed(report, "popularity per country and month", progress):
-            cur.execute(ITEM_POPULARITY, (UNKNOWN_COUNTRY,))
+            cur.execute(ITEM_POPULARITY, (ALL_SHOPPERS,))
         with _timed(report, "shopper features", progress):
             cur.execute(USER_FEATURES)
             cur.execute(USER_ITEM_FEATURES)

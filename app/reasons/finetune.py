@@ -21,9 +21,10 @@ from app.config import Settings
 from app.db.engine import create_engine_for_service
 from app.db.tables import app_user, interaction, user_feature
 from app.lifespan import offline_service
-from app.reasons.guide import compose
+from app.reasons.guide import compose, told
 from app.reasons.lora import Example
-from app.reasons.prompt import Slots, render
+from app.reasons.prompt import render
+from app.reasons.slots import Binding
 from app.reasons.template import style_of
 from app.schemas import Fact
 from app.serving.bundle import code_version
@@ -42,15 +43,15 @@ class Pair:
     facts: list[Fact]
     style: int
     prompt: str
-    slots: Slots  # the prompt's slots: the guard reads them, `fill` puts the names back
+    binding: Binding  # the prompt's slots: the guard reads them, `fill` puts the values in
     target: str  # with slots, as the model should write it
 
 
-def target_for(facts: list[Fact], style: int, slots: Slots, rng: random.Random) -> str:
+def target_for(facts: list[Fact], style: int, binding: Binding, rng: random.Random) -> str:
     """A guide phrasing whose opening matches the prompt's style id (style % 4), with the
     prompt's slots; a second sentence whenever the evidence has another kind of fact."""
-    slot_of = {item_id: slots.slot(item_id) for item_id in slots.by_item}
-    return compose(facts, slot_of, lead=style % 4 + 4 * rng.randrange(2), follow=rng.randrange(6))
+    lead = style % 4 + 4 * rng.randrange(2)
+    return compose(told(facts), binding, lead=lead, follow=rng.randrange(6))
 
 
 async def build_pairs(
@@ -62,7 +63,8 @@ async def build_pairs(
     progress: Callable[[int], None] = lambda _: None,
 ) -> list[Pair]:
     """(shopper, recommended item) pairs with evidence, from shoppers with 2+ orders, picked at
-    random (seeded) on one side of the held-out split."""
+    random (seeded) on one side of the held-out split: `per_shopper` of their top items and as
+    many of their top items not bought before."""
     rng = random.Random(seed)  # noqa: S311 (a seeded sample, not a secret)
     as_of = settings.as_of or await data_end(settings)
     async with offline_service(
@@ -84,11 +86,15 @@ async def build_pairs(
         rng.shuffle(users)
         pairs = []
         for user in users[:shoppers]:
-            for target, facts in await service.top_with_evidence(user, per_shopper):
+            # Both slices a storefront shows: the shopper's top items (mostly their own repeat
+            # buys) and items they have not bought before.
+            found = await service.top_with_evidence(user, per_shopper)
+            found += await service.top_with_evidence(user, per_shopper, exclude_purchased=True)
+            for target, facts in found:
                 style = style_of(user, target.item_id)
-                prompt, slots = render(facts, style)
-                reason = target_for(facts, style, slots, rng)
-                pairs.append(Pair(user, target.item_id, facts, style, prompt, slots, reason))
+                prompt, binding = render(facts, style)
+                reason = target_for(facts, style, binding, rng)
+                pairs.append(Pair(user, target.item_id, facts, style, prompt, binding, reason))
             progress(1)
     return pairs
 

@@ -1,55 +1,77 @@
-"""The guard on every language-model reason: each product, number, country, theme and month it
-mentions must be in the evidence, and its form must fit a product card. A reason with any
-problem is not served (the template sentence is, and the rejection is counted).
+"""The guard on every written reason: a reason with any problem is not served (the template
+sentence is, and the rejection is counted).
 
-`unsupported_claims` checks each sentence's kinds of claim (purchases, repeat buying,
-co-purchase, popularity, price, theme) against the kinds of fact; the guard applies it too, and
-the reasons benchmark reports it on its own.
+It judges the sentence twice. Written with slots (app/reasons/slots.py), each sentence must
+hold no value of its own (no digits, counts in words, names, places, months or currency), only
+slots its facts bind, each slot where it belongs (an item's order count beside that item, the
+recommended item's own numbers never in a sentence about another item), claims only of kinds
+the facts support, and only the state words the facts' states allow ("due" only when due).
+Filled, it must fit a product card: short, printable, no markup or links.
+
+`unsupported_claims` checks each sentence's kinds of claim against the kinds of fact; the
+reasons benchmark reports it on its own.
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
-from app.reasons.prompt import SLOT, Slots, display_name
+from app.reasons.sanitise import clean
+from app.reasons.slots import KIND_OF, SLOT, Binding, slots_in
 from app.schemas import Fact
 
 MAX_WORDS = 40
 MONTHS = (
     "january february march april may june july august september october november december"
 ).split()
-COUNTRY_ALIASES = {"uk": "United Kingdom", "britain": "United Kingdom", "england": "United Kingdom"}
-MULTIPLES = {"once": 1, "twice": 2, "thrice": 3}
-NUMBER_WORDS = dict(
-    zip(
-        "two three four five six seven eight nine ten eleven twelve".split(),
-        range(2, 13),
-        strict=True,
-    )
+NUMBER_WORDS = re.compile(
+    r"\b(once|twice|thrice|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+    r"|dozen|hundred|half|double|triple)\b"
 )
-NUMBER = re.compile(r"£?\d[\d,]*(?:\.\d+)?")
+CURRENCY_CODE = re.compile(r"\b[A-Z]{3}\b")
 CHEAPER = re.compile(
-    r"\b(cheaper|bargain|budget|saving|lower price|less than (your|what|the usual))\b|"
-    r"\bbelow (your|what|the usual)|\beasy on the budget"
+    r"\b(cheaper|bargain|budget|saving|lower price|less than)\b|\bbelow (your|what|the)"
 )
 PRICIER = re.compile(
-    r"\b(pricier|more expensive|splurge|premium|step up|higher price|"
-    r"more than (your|what|the usual)|above (your|what|the usual))\b"
+    r"\b(pricier|more expensive|splurge|premium|step up|higher price|more than)\b"
+    r"|\babove (your|what|the)"
 )
+CLOSER = re.compile(r"\b(close to|in line with|about what you|about your usual)\b")
 UNSAFE = re.compile(
     r"https?:|www\.|[<>{}\\]|@\w|\b(kill|die|hate|sex|drugs?|gun|stupid|idiot|damn|hell)\b",
     re.IGNORECASE,
 )
-# A number's role, told by the words around it: each must match a fact's number of that role
-# ("your usual gap is 9%" holds a number from the evidence, but not a gap).
-ROLES: dict[str, re.Pattern[str]] = {
-    "share": re.compile(r"(\d[\d.]*)\s*%"),
-    "lift": re.compile(r"(\d[\d.]*)\s*x\b|(\d[\d.]*) times (more|as|the usual|over)\b"),
-    "days": re.compile(r"(\d[\d,]*) days?\b"),
-    "count": re.compile(r"(\d[\d,]*) (times|orders?|baskets?)\b(?! (more|as|the usual|over)\b)"),
-    "rank": re.compile(r"\b(?:number|ranked|top|no\.|#) ?(\d+)\b"),
-    "other time": re.compile(r"(\d[\d,]*) (hours?|weeks?|months?|years?)\b"),
-}
+# Phrasings that assert what nobody measured.
+UNMEASURED = re.compile(
+    r"\b(cupboard|loves?|loved|you liked|likes|your taste|trending|fans?|everyone|guaranteed"
+    r"|perfect|must-have|you need|you will)\b"
+)
 ENGLISH = re.compile(r"\b(the|you|your|it|this|in|of|a|with|and|for|to|is|at)\b", re.IGNORECASE)
+PURCHASE_WORDS = re.compile(r"\byou (have )?(bought|ordered)\b|\border history\b")
+TARGET_SLOTS = {
+    name for name, kind in KIND_OF.items() if kind in ("repurchase", "price", "popularity")
+}
+# A state word, the fact kind it speaks of, and the states it may be said in.
+STATE_WORDS: list[tuple[re.Pattern[str], str, set[str]]] = [
+    (
+        re.compile(r"\b(due|top-up|on schedule|running low|restock|time to (re)?order)\b"),
+        "repurchase", {"due", "overdue"},
+    ),
+    (
+        re.compile(r"\b(overdue|longer than your usual|past your usual)\b"),
+        "repurchase", {"overdue"},
+    ),
+    (re.compile(r"\b(regular|usually (buy|re-?order)|cadence)\b"), "repurchase",
+     {"early", "due", "overdue"}),
+    (re.compile(r"\b(keep coming back|repeat buys?|favourites?|back for more)\b"), "repurchase",
+     {"repeat", "early", "due", "overdue"}),
+    (re.compile(r"\bagain\b"), "repurchase", {"one_off", "repeat", "early", "due", "overdue"}),
+    (CHEAPER, "price", {"below"}),
+    (PRICIER, "price", {"above"}),
+    (CLOSER, "price", {"close"}),
+    (re.compile(r"\b(best sellers?|most bought|most popular|top sellers?|popular)\b"),
+     "popularity", {"top"}),
+]  # fmt: skip
 
 
 def shingles(text: str, n: int = 3) -> set[str]:
@@ -59,7 +81,7 @@ def shingles(text: str, n: int = 3) -> set[str]:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """What a reason could name that the evidence may not hold: every country, theme and
+    """What a reason could name in words that only a slot may: every country, theme and
     product title (as 3-word shingles) the shop knows."""
 
     countries: frozenset[str]
@@ -70,30 +92,12 @@ class Vocabulary:
     def of(cls, countries: set[str], themes: set[str], titles: list[str]) -> "Vocabulary":
         shingled: set[str] = set()
         for title in titles:
-            shingled |= shingles(display_name(title))
+            shingled |= shingles(clean(title))
         return cls(frozenset(countries), frozenset(themes), frozenset(shingled))
 
 
-def role_numbers(facts: list[Fact]) -> dict[str, set[float]]:
-    """The evidence's numbers by role: those of ROLES, plus "price" (the item's and the usual)
-    and "other" (buyers, the year of a month). The evidence counts time in days only."""
-    roles: dict[str, set[float]] = {role: set() for role in (*ROLES, "price", "other")}
-    for fact in facts:
-        d = fact.data
-        for key, role in (
-            ("times_bought", "count"), ("orders", "count"), ("baskets", "count"),
-            ("every_days", "days"), ("days_since", "days"), ("rank", "rank"), ("buyers", "other"),
-        ):  # fmt: skip
-            if d.get(key) is not None:
-                roles[role].add(float(d[key]))
-        if fact.kind == "co_purchase":
-            roles["share"].add(float(round(100 * d["confidence"])))
-            roles["lift"].add(round(float(d["lift"]), 1))
-        if fact.kind == "price":
-            roles["price"] |= {round(float(d["price"]), 2), round(float(d["usual"]), 2)}
-        if fact.kind == "popularity":
-            roles["other"].add(float(str(d["month"]).split()[-1]))  # the year
-    return roles
+def sentences_of(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 
 
 def _mentions(text: str, name: str) -> bool:
@@ -101,90 +105,126 @@ def _mentions(text: str, name: str) -> bool:
 
 
 def check(
-    text: str, finished: bool, facts: list[Fact], slots: Slots, vocabulary: Vocabulary
+    text: str, finished: bool, facts: list[Fact], binding: Binding, vocabulary: Vocabulary
 ) -> list[str]:
-    """Problems with a generated reason (written with slots, before they are filled); empty
-    when it may be served."""
+    """Problems with a reason written with slots, judged before and after filling; empty when
+    it may be served. `facts` are those the reason was written from (prompt.told)."""
     problems: list[str] = []
     if not finished:
         problems.append("cut off: generation did not end by itself")
     stripped = text.strip()
     if not stripped:
         return [*problems, "empty"]
-    words = stripped.split()
-    if len(words) > MAX_WORDS:
-        problems.append(f"{len(words)} words, more than {MAX_WORDS}")
-    sentences = re.findall(r"[.!?](?=\s|$)", stripped)
-    if not 1 <= len(sentences) <= 2 or stripped[-1] not in ".!?":
+    if not 1 <= len(re.findall(r"[.!?](?=\s|$)", stripped)) <= 2 or stripped[-1] not in ".!?":
         problems.append("not one or two whole sentences")
-    if UNSAFE.search(stripped):
-        problems.append("unsafe or markup text")
-    if any(ord(c) > 127 and c != "£" for c in stripped) or not ENGLISH.search(stripped):
+    for slot, _ in slots_in(stripped):
+        if slot not in binding.values:
+            problems.append(f"{slot} is not in the evidence")
+    plain = SLOT.sub(" ", stripped)
+    if not ENGLISH.search(plain) or any(ord(c) > 127 for c in plain):
         problems.append("not plain English")
-    for number in SLOT.findall(stripped):
-        if int(number) not in slots.names:
-            problems.append(f"[ITEM{number}] is not in the evidence")
-    plain = SLOT.sub(" ", stripped).lower()
-    problems += _numbers(plain, facts)
-    problems += _names(plain, facts, vocabulary)
-    problems += _price_direction(plain, facts)
+    problems += _values_in_words(plain.lower(), plain, vocabulary)
+    introduced = {f"[ITEM{n}]": f for n, f in enumerate(_item_facts(facts), start=1)}
+    for sentence in sentences_of(stripped):
+        problems += _placement(sentence, facts, introduced)
+        problems += _states(sentence.lower(), facts, introduced)
     problems += [f"unsupported claim of {c}" for c in unsupported_claims(stripped, facts)]
+    problems += _filled(binding.fill(stripped))
     return problems
 
 
-def _numbers(plain: str, facts: list[Fact]) -> list[str]:
-    by_role = role_numbers(facts)
-    allowed = set().union(*by_role.values())
+def _values_in_words(lowered: str, plain: str, vocabulary: Vocabulary) -> list[str]:
+    """A value written out instead of through its slot: it is bound to no fact."""
     problems = []
-    for raw in NUMBER.findall(plain):
-        value = float(raw.lstrip("£").replace(",", ""))
-        if round(value, 2) not in allowed:
-            problems.append(f"number {raw} is not in the evidence")
-    counts = [n for word, n in MULTIPLES.items() if _mentions(plain, word)]
-    counts += [n for word, n in NUMBER_WORDS.items() if re.search(rf"\b{word} times\b", plain)]
-    problems += [f"count {n} is not in the evidence" for n in counts if float(n) not in allowed]
-    for role, pattern in ROLES.items():
-        for match in pattern.finditer(plain):
-            raw = next(group for group in match.groups() if group and group[0].isdigit())
-            if float(raw.rstrip(".").replace(",", "")) not in by_role[role]:
-                problems.append(f"{match.group(0)!r}: no {role} of the evidence is {raw}")
+    if re.search(r"\d", plain):
+        problems.append("writes a number instead of its slot")
+    if NUMBER_WORDS.search(lowered):
+        problems.append(f"writes a count in words ({NUMBER_WORDS.search(lowered)[0]!r})")  # type: ignore[index]
+    if any(unicodedata.category(c) == "Sc" for c in plain) or CURRENCY_CODE.search(plain):
+        problems.append("writes a currency instead of [PRICE]")
+    problems += [
+        f"names {c} instead of [PLACE]" for c in vocabulary.countries if _mentions(lowered, c)
+    ]
+    problems += [
+        f"names {t} instead of [THEME]" for t in vocabulary.themes if _mentions(lowered, t)
+    ]
+    problems += [f"names {m} instead of [MONTH]" for m in MONTHS if _mentions(lowered, m)]
+    if shingles(lowered) & vocabulary.title_shingles:
+        problems.append("names a product in words instead of its slot")
+    if UNMEASURED.search(lowered):
+        problems.append(f"claims what nobody measured ({UNMEASURED.search(lowered)[0]!r})")  # type: ignore[index]
     return problems
 
 
-def _names(plain: str, facts: list[Fact], vocabulary: Vocabulary) -> list[str]:
+def _placement(sentence: str, facts: list[Fact], introduced: dict[str, Fact]) -> list[str]:
+    """Each slot beside what it belongs to, in one sentence."""
+    found = slots_in(sentence)
+    items = {slot for slot, name in found if name == "ITEM"}
     problems = []
-    countries = {str(f.data["country"]) for f in facts if "country" in f.data}
-    mentioned = {c for c in vocabulary.countries | countries if _mentions(plain, c)}
-    mentioned |= {full for alias, full in COUNTRY_ALIASES.items() if _mentions(plain, alias)}
-    problems += [f"country {c} is not in the evidence" for c in sorted(mentioned - countries)]
-    themes = {str(f.data["theme"]) for f in facts if "theme" in f.data}
-    problems += [
-        f"theme {t} is not in the evidence"
-        for t in sorted(vocabulary.themes - themes)
-        if _mentions(plain, t)
-    ]
-    months = {str(f.data["month"]).split()[0].lower() for f in facts if "month" in f.data}
-    problems += [
-        f"month {m} is not in the evidence"
-        for m in MONTHS
-        if m not in months and _mentions(plain, m)
-    ]
-    titles: set[str] = set(vocabulary.title_shingles)
+    for slot, name in found:
+        if name == "COUNT":
+            own = slot.replace("COUNT", "ITEM")
+            if own not in items or len(items) > 1:
+                problems.append(f"{slot} is not beside its own item {own} alone: {sentence}")
+        elif name in TARGET_SLOTS and items:
+            problems.append(
+                f"{slot}, a value of the recommended item, beside {min(items)}: {sentence}"
+            )
+        elif name in ("SHARE", "LIFT"):
+            measured = next((f for f in facts if f.kind == "co_purchase"), None)
+            with_it = {
+                s for s, f in introduced.items()
+                if measured and f.data["item_id"] == measured.data["item_id"]
+            }  # fmt: skip
+            if items != with_it:
+                problems.append(
+                    f"{slot} is not beside the one item it was measured with: {sentence}"
+                )
+    return problems
+
+
+def _states(lowered: str, facts: list[Fact], introduced: dict[str, Fact]) -> list[str]:
+    """State words that contradict the state of the fact they speak of."""
+    states = {f.kind: str(f.data.get("state")) for f in facts if "state" in f.data}
+    problems = []
+    for pattern, kind, allowed in STATE_WORDS:
+        match = pattern.search(lowered)
+        if match and states.get(kind) not in allowed:
+            problems.append(
+                f"{match[0]!r} does not fit the {kind} state {states.get(kind, 'absent')}"
+            )
+    for slot, fact in introduced.items():
+        if slot.lower() not in lowered or fact.kind != "anchor":
+            continue
+        if PURCHASE_WORDS.search(lowered) and not fact.data["orders"]:
+            problems.append(f"calls {slot}, a cart line, a purchase")
+        if "cart" in lowered and not fact.data["in_cart"]:
+            problems.append(f"puts {slot} in the cart, but it is not there")
+        if re.search(r"looking at|this visit", lowered) and not fact.data["in_session"]:
+            problems.append(f"puts {slot} in this visit, but it is not a session item")
+    return problems
+
+
+def _item_facts(facts: list[Fact]) -> list[Fact]:
+    """The fact that introduces each history item, in slot order (as Binding numbers them)."""
+    seen: dict[int, Fact] = {}
     for fact in facts:
         if "title" in fact.data:
-            titles |= shingles(display_name(str(fact.data["title"])))
-    if shingles(plain) & titles:
-        problems.append("names a product in words instead of its slot")
-    return problems
+            seen.setdefault(fact.data["item_id"], fact)
+    return [
+        next((f for f in facts if f.kind == "anchor" and f.data["item_id"] == i), first)
+        for i, first in seen.items()
+    ]
 
 
-def _price_direction(plain: str, facts: list[Fact]) -> list[str]:
-    positions = {str(f.data["position"]) for f in facts if f.kind == "price"}
+def _filled(filled: str) -> list[str]:
     problems = []
-    if CHEAPER.search(plain) and "below" not in positions:
-        problems.append("calls it cheaper, but the evidence does not")
-    if PRICIER.search(plain) and "above" not in positions:
-        problems.append("calls it pricier, but the evidence does not")
+    if len(filled.split()) > MAX_WORDS:
+        problems.append(f"{len(filled.split())} words, more than {MAX_WORDS}")
+    if UNSAFE.search(filled):
+        problems.append("unsafe or markup text")
+    if any(unicodedata.category(c)[0] == "C" for c in filled) or SLOT.search(filled):
+        problems.append("unprintable text or an unfilled slot")
     return problems
 
 
@@ -198,23 +238,24 @@ CLAIMS: dict[str, tuple[re.Pattern[str], set[str]]] = {
     # Every way the guide words this item's own buying history (its repurchase phrasings).
     "a repeat purchase": (
         re.compile(
-            r"\b(restock|top-up|reorder|again|regular of yours|favourites?\b.*orders"
-            r"|back for more|running low|usual gap|on schedule|every \d+ days|past pick"
-            r"|(ordered|bought) (this|it) (before|once)|last ordered|since you last"
+            r"\b(restock|top-up|reorder|again|regular of yours|repeat buys?|favourites?"
+            r"|back for more|running low|on schedule|\[orders\]|\[since_days\]|\[gap_days\]"
+            r"|past pick|(ordered|bought) (this|it)\b|last ordered|since your last"
             r"|your last order|keep coming back)"
         ),
         {"repurchase"},
     ),
     "bought together": (
-        re.compile(r"\b(together|alongside|partner|pairs|orders with|% of|add this)\b"),
+        re.compile(r"\b(together|alongside|partner|pairs|orders with|\[share\]|\[lift\])"),
         {"co_purchase"},
     ),
     "popularity": (
-        re.compile(r"\b(popular|favourite in|best seller|most bought|number \d+|ranked|top \d+)"),
+        re.compile(r"\b(popular|best seller|most bought|\[rank\]|ranked|shoppers \[place\])"),
         {"popularity"},
     ),
-    "price": (re.compile(r"£|\b(spend|price|pay|costs?)\b"), {"price"}),
-    "theme": (re.compile(r"\b(range|theme|more from)\b"), {"shared_theme"}),
+    "price": (re.compile(r"\[price\]|\[usual_price\]|\b(spend|price|pay|costs?)\b"), {"price"}),
+    "theme": (re.compile(r"\b(range|theme|\[theme\])"), {"shared_theme"}),
+    "your cart or visit": (re.compile(r"\bcart\b|looking at|this visit"), {"anchor"}),
 }
 
 
@@ -222,7 +263,7 @@ def unsupported_claims(text: str, facts: list[Fact]) -> list[str]:
     """Each sentence's claims that no fact of the right kind supports."""
     kinds = {fact.kind for fact in facts}
     unsupported = []
-    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+    for sentence in sentences_of(text):
         lowered = sentence.lower()
         for claim, (pattern, supporters) in CLAIMS.items():
             if pattern.search(lowered) and not kinds & supporters:

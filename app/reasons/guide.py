@@ -1,172 +1,187 @@
-"""The reason-writing guide: human-written phrasings per kind of fact, with slots for the
-shopper's items ([ITEM1]) and digits for every number.
+"""The reason-writing guide: human-written phrasings per kind and state of fact, written with
+value slots (app/reasons/slots.py) and never with values.
 
-Two users: the template writer picks from it deterministically, and `train-reasons` renders it
-into the targets the language model is fine-tuned on. Rules every phrasing follows:
-- say only what its fact says; the recommended item is "this" or "it";
-- numbers as digits (a count of one is "once"), prices with £ and two decimals;
-- a price is "below", "above" or "close to" the shopper's usual spend, never another direction;
-- lead phrasings are one sentence (no questions: a reason is one or two sentences in all);
-  a follow phrasing adds a short second one.
+Two users: the template writer picks from it (by the fact's kind and state; a stable hash only
+picks among phrasings that say the same thing), and `train-reasons` renders it into the targets
+the language model is fine-tuned on. Rules every phrasing follows:
+- say only what its fact says, in the words its state allows; the recommended item is "this"
+  or "it"; no numbers, names, places or periods except through slots;
+- a repurchase is "due" or "running low" only when due, "overdue" only when overdue, "usually"
+  or "every" only with a steady cadence, "keep coming back" only with two or more orders;
+- a price is "below", "above" or "close to" the shopper's usual price, as its state says;
+- "best seller" and "most bought" only for a top rank;
+- lead phrasings are one sentence (no questions); a follow phrasing adds a short second one.
 """
 
-from typing import Any
-
+from app.reasons.slots import Binding
 from app.schemas import Fact
 
-# Placeholders: {item} the fact's history item (a slot), {times} "once" / "3 times",
-# {share} {lift} {theme} {orders} {every} {days} {rank} {country} {month} {price} {usual}.
+# {item} is the fact's history item ([ITEMn]), {count} its order count ([COUNTn]).
 LEADS: dict[str, list[str]] = {
-    "anchor": [
-        "Because you bought {item} {times}.",
-        "Picked for you after your {item}.",
-        "You bought {item} {times}, so we think this suits you.",
-        "Chosen to go with the {item} you bought {times}.",
-        "Since {item} is in your order history, this one should appeal.",
-        "A good match for your {item}.",
-        "Shoppers with {item} in their cupboard tend to like this too.",
-        "Inspired by the {item} you have bought {times}.",
+    "anchor_bought": [
+        "Because you bought {item} {count}.",
+        "Picked for you after the {item} you bought {count}.",
+        "You bought {item} {count}, so we think this suits you.",
+        "Chosen to go with the {item} you bought {count}.",
+        "Since you bought {item} {count}, this one should appeal.",
+        "A good match for the {item} you bought {count}.",
+        "Inspired by the {item} you bought {count}.",
+        "Your {item}, bought {count}, points to this one.",
+    ],
+    "anchor_cart": [
+        "Chosen to go with the {item} in your cart.",
+        "A good match for the {item} in your cart.",
+        "Picked for you because {item} is in your cart.",
+        "With {item} in your cart, this one should appeal.",
+    ],
+    "anchor_session": [
+        "Chosen to go with the {item} you are looking at.",
+        "A good match for the {item} in this visit.",
+        "Picked for you because you are looking at {item}.",
+        "With {item} in this visit, this one should appeal.",
     ],
     "co_purchase": [
-        "Shoppers who buy {item} pick this up {lift}x more often than average.",
-        "{share}% of orders with {item} include this too.",
-        "Often bought together with your {item}: {share}% of its orders hold this as well.",
-        "It goes with {item}: people buy the two together {lift}x more than usual.",
-        "A natural partner for {item}, found in {share}% of the orders that hold it.",
-        "Bought alongside {item} {lift}x more often than chance would suggest.",
-        "Customers who order {item} add this in {share}% of cases.",
-        "Pairs well with {item}; {share}% of orders with it include this.",
+        "Shoppers who buy {item} pick this up [LIFT] as often as average.",
+        "[SHARE] of orders with {item} include this too.",
+        "Often bought together with {item}: [SHARE] of its orders hold this as well.",
+        "It goes with {item}: they are bought together [LIFT] as often as chance would suggest.",
+        "Found in [SHARE] of the orders that hold {item}.",
+        "It is bought alongside {item} [LIFT] as often as chance would suggest.",
+        "Orders with {item} hold this in [SHARE] of cases.",
+        "Pairs well with {item}: [SHARE] of orders with it include this.",
     ],
     "shared_theme": [
-        "More {theme}, like your {item}.",
-        "From the same {theme} range as your {item}.",
-        "Another pick from {theme}, where your {item} comes from.",
-        "If you liked {item}, here is more from {theme}.",
-        "It sits in {theme}, like your {item}.",
-        "Keeping with {theme}, like the {item} you bought.",
+        "More [THEME], like {item}.",
+        "From the same [THEME] range as {item}.",
+        "Another pick from [THEME], where {item} comes from.",
+        "It sits in [THEME], like {item}.",
+        "Keeping with [THEME], like {item}.",
+        "Like {item}, this one is from [THEME].",
     ],
-    "repurchase": [
-        "Time to restock: you have bought it in {orders} orders.",
-        "You have ordered this in {orders} orders; your last was {days} days ago.",
-        "A regular of yours: {orders} orders so far, the latest {days} days ago.",
-        "Back for more: it has been {days} days since you last ordered it.",
-        "You keep coming back to this one: {orders} orders to date.",
-        "One of your favourites, bought in {orders} orders.",
+    "repurchase_one_off": [
+        "You have ordered this [ORDERS] before, [SINCE_DAYS] ago.",
+        "You bought this [ORDERS], [SINCE_DAYS] ago.",
+        "A past pick of yours, ordered [SINCE_DAYS] ago.",
+        "You last ordered this [SINCE_DAYS] ago.",
     ],
-    "repurchase_once": [
-        "You have ordered this before, {days} days ago.",
-        "You bought this once already, {days} days ago.",
-        "Back for more: you last ordered this {days} days ago.",
-        "A past pick of yours, ordered {days} days ago.",
+    "repurchase_repeat": [
+        "You have ordered this [ORDERS]; your last was [SINCE_DAYS] ago.",
+        "Bought [ORDERS] so far, the latest [SINCE_DAYS] ago.",
+        "One of your repeat buys: you have ordered it [ORDERS].",
+        "You keep coming back to this one: bought [ORDERS] to date.",
     ],
-    "repurchase_cadence": [
-        "You reorder this about every {every} days, and your last order was {days} days ago.",
-        "Due a top-up: you buy this roughly every {every} days, and it has been {days}.",
-        "You usually reorder every {every} days, and it has been {days} days.",
-        "Right on schedule: you buy it about every {every} days, last {days} days ago.",
-        "Running low, perhaps: your usual gap is {every} days and it has been {days}.",
-        "Bought in {orders} orders, about every {every} days.",
+    "repurchase_early": [
+        "You reorder this about every [GAP_DAYS]; your last order was [SINCE_DAYS] ago.",
+        "You usually buy this every [GAP_DAYS] or so, last [SINCE_DAYS] ago.",
+        "A regular of yours, bought about every [GAP_DAYS]; the last was [SINCE_DAYS] ago.",
+        "Ready for next time: you reorder this about every [GAP_DAYS], and it has been"
+        " [SINCE_DAYS].",
     ],
-    "popularity": [
-        "A favourite in {country}: number {rank} there in {month}.",
-        "One of the most bought items in {country} (number {rank}).",
-        "Shoppers in {country} made it number {rank} in {month}.",
-        "Popular near you: number {rank} in {country} in {month}.",
-        "A best seller in {country}, ranked {rank} in {month}.",
-        "Ranked number {rank} with shoppers in {country} in {month}.",
+    "repurchase_due": [
+        "Due a top-up: you buy this about every [GAP_DAYS], and it has been [SINCE_DAYS].",
+        "Right on schedule: you reorder this about every [GAP_DAYS], last [SINCE_DAYS] ago.",
+        "Time to restock: you usually reorder every [GAP_DAYS], and it has been [SINCE_DAYS].",
+        "Running low, perhaps: you reorder about every [GAP_DAYS], and it has been [SINCE_DAYS].",
+    ],
+    "repurchase_overdue": [
+        "Overdue for a top-up: you usually reorder every [GAP_DAYS], and it has been [SINCE_DAYS].",
+        "It has been [SINCE_DAYS] since your last order, longer than your usual [GAP_DAYS].",
+        "Past your usual [GAP_DAYS] between orders: the last was [SINCE_DAYS] ago.",
+        "You usually reorder this every [GAP_DAYS], and it has been [SINCE_DAYS] since the last.",
+    ],
+    "popularity_top": [
+        "One of the most bought items [PLACE]: [RANK] in [MONTH].",
+        "A best seller [PLACE], [RANK] in [MONTH].",
+        "Shoppers [PLACE] made it [RANK] in [MONTH].",
+        "It was [RANK] with shoppers [PLACE] in [MONTH].",
+    ],
+    "popularity_ranked": [
+        "Shoppers [PLACE] made it [RANK] in [MONTH].",
+        "It was [RANK] with shoppers [PLACE] in [MONTH].",
+        "Ranked [RANK] with shoppers [PLACE] in [MONTH].",
+        "In [MONTH] it was [RANK] with shoppers [PLACE].",
     ],
     "price_below": [
-        "At £{price}, it is below what you usually spend.",
-        "A small treat at £{price}, less than your usual £{usual} an item.",
-        "At £{price}, it costs less than your usual £{usual}.",
-        "Easy on the budget: £{price}, below your usual spend.",
-    ],
-    "price_above": [
-        "At £{price}, it is above what you usually spend.",
-        "A step up at £{price}, above your usual £{usual} an item.",
-        "At £{price}, a little more than your usual £{usual}.",
-        "Worth a splurge: £{price}, above your usual spend.",
+        "At [PRICE], it is below the [USUAL_PRICE] you usually pay for an item.",
+        "It typically sells for [PRICE], less than your usual [USUAL_PRICE] an item.",
+        "Easy on the budget: [PRICE], below your usual [USUAL_PRICE].",
+        "Usually [PRICE], it costs less than the [USUAL_PRICE] you typically pay.",
     ],
     "price_close": [
-        "At £{price}, it is close to what you usually spend.",
-        "Priced at £{price}, right in line with your usual £{usual}.",
-        "At £{price}, about what you usually pay for an item.",
-        "£{price}, close to your usual £{usual} an item.",
+        "At [PRICE], it is close to the [USUAL_PRICE] you usually pay for an item.",
+        "Priced at [PRICE], right in line with your usual [USUAL_PRICE].",
+        "It typically sells for [PRICE], about what you usually pay ([USUAL_PRICE]).",
+        "[PRICE], close to your usual [USUAL_PRICE] an item.",
+    ],
+    "price_above": [
+        "At [PRICE], it is above the [USUAL_PRICE] you usually pay for an item.",
+        "A step up at [PRICE], above your usual [USUAL_PRICE] an item.",
+        "It typically sells for [PRICE], more than your usual [USUAL_PRICE].",
+        "Worth a splurge: [PRICE], above your usual [USUAL_PRICE].",
     ],
 }
 FOLLOWS: dict[str, list[str]] = {
-    "anchor": [
-        "You bought {item} {times}.",
-        "It suits your {item}.",
+    "anchor_bought": [
+        "You bought {item} {count}.",
+        "It goes with the {item} you bought.",
         "You have {item} already.",
     ],
-    "shared_theme": [
-        "It is in {theme}, like your {item}.",
-        "Same {theme} range as your {item}.",
-        "More {theme} for your collection.",
+    "anchor_cart": [
+        "It goes with the {item} in your cart.",
+        "You have {item} in your cart.",
     ],
-    "popularity": [
-        "It is number {rank} in {country} in {month}.",
-        "Shoppers in {country} love it too.",
-        "A top {rank} pick in {country}.",
+    "anchor_session": [
+        "It goes with the {item} you are looking at.",
+        "You are looking at {item}.",
+    ],
+    "shared_theme": [
+        "It is in [THEME], like {item}.",
+        "Same [THEME] range as {item}.",
+        "More [THEME], like {item}.",
+    ],
+    "popularity_top": [
+        "It was [RANK] [PLACE] in [MONTH].",
+        "A best seller [PLACE] in [MONTH].",
+        "Shoppers [PLACE] made it [RANK] in [MONTH].",
+    ],
+    "popularity_ranked": [
+        "It was [RANK] [PLACE] in [MONTH].",
+        "Shoppers [PLACE] made it [RANK] in [MONTH].",
     ],
     "price_below": [
-        "At £{price}, it is below your usual spend.",
-        "And at £{price}, it is a bargain for you.",
+        "At [PRICE], it is below your usual [USUAL_PRICE].",
+        "And at [PRICE], it costs less than you usually pay.",
     ],
     "price_above": [
-        "At £{price}, it is above your usual spend.",
-        "It costs £{price}, a step up for you.",
+        "At [PRICE], it is above your usual [USUAL_PRICE].",
+        "It costs [PRICE], a step up for you.",
     ],
     "price_close": [
-        "At £{price}, it is close to your usual spend.",
-        "£{price}, about your usual price.",
+        "At [PRICE], it is close to your usual [USUAL_PRICE].",
+        "[PRICE], about your usual price.",
     ],
 }
 DEFAULT = "Recommended for you."  # no facts: claim nothing
 
 
-def times(n: int) -> str:
-    return "once" if n == 1 else f"{n} times"
-
-
-def count(n: int, noun: str) -> str:
-    """ "1 day", "3 days": a count with its noun in the right number."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def bank(fact: Fact) -> str:
-    """The phrasing bank a fact's sentence comes from."""
-    if fact.kind == "price":
-        return {"below": "price_below", "above": "price_above"}.get(
-            fact.data["position"], "price_close"
+    """The phrasing bank a fact's sentence comes from: its kind and state."""
+    d = fact.data
+    if fact.kind == "anchor":
+        return (
+            "anchor_bought" if d["orders"] else "anchor_cart" if d["in_cart"] else "anchor_session"
         )
-    if fact.kind == "repurchase" and fact.data.get("orders") == 1:
-        return "repurchase_once"  # one earlier order: nothing "regular" or "favourite" about it
-    if fact.kind == "repurchase" and fact.data.get("every_days"):
-        return "repurchase_cadence"
+    if fact.kind in ("repurchase", "popularity", "price"):
+        return f"{fact.kind}_{d['state']}"
     return fact.kind
 
 
-def values(fact: Fact, slot_of: dict[int, str]) -> dict[str, Any]:
-    """The placeholders of one fact, as the guide writes them."""
-    d = fact.data
-    item = slot_of.get(d["item_id"], "it") if "title" in d else "it"
-    return {
-        "item": item,
-        "times": times(int(d.get("times_bought", 1))),
-        "share": round(100 * d.get("confidence", 0)),
-        "lift": f"{d.get('lift', 0):.1f}",
-        "theme": d.get("theme", ""),
-        "orders": d.get("orders", ""),
-        "every": d.get("every_days", ""),
-        "days": d.get("days_since", ""),
-        "rank": d.get("rank", ""),
-        "country": d.get("country", ""),
-        "month": d.get("month", ""),
-        "price": f"{d.get('price', 0):.2f}",
-        "usual": f"{d.get('usual', 0):.2f}",
-    }
+def placeholders(fact: Fact, binding: Binding) -> dict[str, str]:
+    """The guide's {item} and {count} for one fact: its history item's slots."""
+    if "title" not in fact.data:
+        return {"item": "", "count": ""}
+    n = binding.item_number[fact.data["item_id"]]
+    return {"item": f"[ITEM{n}]", "count": f"[COUNT{n}]"}
 
 
 def follow_for(facts: list[Fact]) -> Fact | None:
@@ -183,16 +198,25 @@ def follow_for(facts: list[Fact]) -> Fact | None:
     return None
 
 
-def compose(facts: list[Fact], slot_of: dict[int, str], lead: int, follow: int | None) -> str:
-    """One reason: the lead fact in phrasing `lead`, plus a second sentence in phrasing
-    `follow` from `follow_for(facts)` when `follow` is not None. Facts come in priority order."""
+def told(facts: list[Fact]) -> list[Fact]:
+    """The facts a reason is written from: the lead (the strongest fact) and the fact for a
+    second sentence, when there is one. The prompt holds only these: it is read 2-3x faster
+    than all the evidence, and leaves the model nothing else to mix in."""
+    second = follow_for(facts)
+    return facts[:1] + ([second] if second is not None else [])
+
+
+def compose(facts: list[Fact], binding: Binding, lead: int, follow: int | None) -> str:
+    """One reason with slots: the lead fact in phrasing `lead`, plus a second sentence in
+    phrasing `follow` from `follow_for(facts)` when `follow` is not None. Facts come in
+    priority order."""
     if not facts:
         return DEFAULT
     first = facts[0]
     leads = LEADS[bank(first)]
-    sentence = leads[lead % len(leads)].format(**values(first, slot_of))
+    sentence = leads[lead % len(leads)].format(**placeholders(first, binding))
     second = follow_for(facts)
     if follow is None or second is None:
         return sentence
     follows = FOLLOWS[bank(second)]
-    return f"{sentence} {follows[follow % len(follows)].format(**values(second, slot_of))}"
+    return f"{sentence} {follows[follow % len(follows)].format(**placeholders(second, binding))}"

@@ -1,113 +1,59 @@
 """Evidence -> prompt: a compact, deterministic rendering of the facts for a language model.
 
-Product names reach the model only as data: each history item is a slot ([ITEM1], [ITEM2]) with
-its sanitised display name in quotes, the model writes the slots, and `fill` puts the exact
-names back afterwards. So names are never mangled, and text inside a title ("ignore previous
-instructions...") is never copied into a reason: the guard rejects any output that repeats a
-title's words instead of its slot.
+The model sees slots and states, never values: each fact is a line of slots ([ITEM1], [COUNT1],
+[PRICE]...) with the state its words must follow, and it writes slots back. Names, numbers,
+places and periods are filled in from their facts afterwards (app/reasons/slots.py), so text
+inside a title ("ignore previous instructions...") never reaches the model, and no value can be
+mangled or moved onto another item.
 """
 
-import re
-from dataclasses import dataclass
-
-from app.reasons.guide import follow_for, times
+from app.reasons.guide import placeholders, told
+from app.reasons.slots import Binding
 from app.schemas import Fact
 
 SYSTEM = (
     "Write one short, friendly reason why a shop recommends this item, from the facts only."
-    " Name the shopper's items by slot ([ITEM1]), numbers as digits, at most two sentences."
+    " Write every name and number as its slot ([ITEM1], [PRICE]), at most two sentences,"
+    " and only words that fit each fact's state."
 )
-ACRONYMS = {"uk", "usa", "led", "diy", "abc", "ii", "iii"}
-MAX_NAME_CHARS = 60
-ONE_DAYS = re.compile(r"(?<![\d.,])1 days\b")
-SLOT = re.compile(r"\[ITEM(\d+)\]")
+
+STATES = {
+    "one_off": "bought once",
+    "repeat": "bought again, no steady cadence",
+    "early": "steady cadence, not due yet",
+    "due": "steady cadence, due now",
+    "overdue": "steady cadence, overdue",
+    "top": "a top seller",
+    "ranked": "ranked, not a top seller",
+    "below": "below the usual price",
+    "close": "close to the usual price",
+    "above": "above the usual price",
+}
 
 
-def display_name(title: str) -> str:
-    """A catalogue title as a shopper reads it: sentence case, printable, bounded.
-
-    UCI titles are upper case ("WHITE HANGING HEART T-LIGHT HOLDER"); anything but letters,
-    digits and plain punctuation is dropped, so a title cannot smuggle markup or slot syntax.
-    """
-    cleaned = re.sub(r"[^\w\s'&,./%+-]", " ", title, flags=re.UNICODE)
-    words = [w for w in cleaned.replace("_", " ").split() if w]
-    text = " ".join(w.upper() if w.lower() in ACRONYMS else w.lower() for w in words)
-    text = text[:MAX_NAME_CHARS].rstrip(" ,.-")
-    return text[:1].upper() + text[1:] if text else "an item"
-
-
-@dataclass(frozen=True)
-class Slots:
-    """History items the facts mention, numbered in order of first mention."""
-
-    names: dict[int, str]  # slot number -> display name
-    by_item: dict[int, int]  # item id -> slot number
-
-    @classmethod
-    def of(cls, facts: list[Fact]) -> "Slots":
-        names: dict[int, str] = {}
-        by_item: dict[int, int] = {}
-        for fact in facts:
-            item_id, title = fact.data.get("item_id"), fact.data.get("title")
-            if title is None or item_id is None or item_id in by_item:
-                continue
-            number = len(names) + 1
-            by_item[item_id] = number
-            names[number] = display_name(str(title))
-        return cls(names, by_item)
-
-    def slot(self, item_id: int) -> str:
-        return f"[ITEM{self.by_item[item_id]}]"
-
-    def fill(self, text: str) -> str:
-        """Replace each known slot by its display name (unknown slots are left for the guard).
-        Every served reason passes here, so "1 days" (the guide's "{days} days", which the LM
-        learned too) becomes "1 day" here."""
-        filled = SLOT.sub(lambda m: self.names.get(int(m.group(1)), m.group(0)), text)
-        return ONE_DAYS.sub("1 day", filled)
+def _line(fact: Fact, binding: Binding) -> str:
+    d, slots = fact.data, placeholders(fact, binding)
+    item, count = slots["item"], slots["count"]
+    if fact.kind == "anchor":
+        if d["orders"]:
+            return f"you bought {item} {count}"
+        return f"{item} is in your cart" if d["in_cart"] else f"you are looking at {item}"
+    if fact.kind == "co_purchase":
+        return f"[SHARE] of orders with {item} also hold this, [LIFT] the usual rate"
+    if fact.kind == "shared_theme":
+        return f"this is [THEME], like {item}"
+    if fact.kind == "repurchase":
+        every = ", about every [GAP_DAYS]" if d["gap_days"] is not None else ""
+        return f"you bought this [ORDERS]{every}; last [SINCE_DAYS] ago ({STATES[d['state']]})"
+    if fact.kind == "popularity":
+        return f"[RANK] with shoppers [PLACE] in [MONTH] ({STATES[d['state']]})"
+    return f"it sells for [PRICE]; you usually pay [USUAL_PRICE] ({STATES[d['state']]})"
 
 
-def _facts_lines(facts: list[Fact], slots: Slots) -> list[str]:
-    lines = []
-    for fact in facts:
-        d = fact.data
-        if fact.kind == "anchor":
-            lines.append(f"you bought {slots.slot(d['item_id'])} {times(d['times_bought'])}")
-        elif fact.kind == "co_purchase":
-            lines.append(
-                f"{round(100 * d['confidence'])}% of orders with {slots.slot(d['item_id'])}"
-                f" also hold this ({d['lift']:.1f}x the usual rate)"
-            )
-        elif fact.kind == "shared_theme":
-            lines.append(f"this is {d['theme']}, like {slots.slot(d['item_id'])}")
-        elif fact.kind == "repurchase":
-            every = f", about every {d['every_days']} days" if d.get("every_days") else ""
-            orders = "once" if d["orders"] == 1 else f"in {d['orders']} orders"
-            lines.append(f"you bought this {orders}{every}; last {d['days_since']} days ago")
-        elif fact.kind == "popularity":
-            lines.append(f"number {d['rank']} with shoppers in {d['country']} in {d['month']}")
-        elif fact.kind == "price":
-            lines.append(
-                f"price £{d['price']:.2f}, {d['position']} your usual £{d['usual']:.2f} an item"
-            )
-    return lines
-
-
-def told(facts: list[Fact]) -> list[Fact]:
-    """The facts a reason is written from, as the guide composes one: the lead (the strongest
-    fact) and the fact for a second sentence, when there is one. The prompt holds only these:
-    it is read 2-3x faster than all the evidence, and leaves the model nothing else to mix in."""
-    second = follow_for(facts)
-    return facts[:1] + ([second] if second is not None else [])
-
-
-def render(facts: list[Fact], style: int) -> tuple[str, Slots]:
-    """The user turn of the prompt and its slots. `style` (0-3) asks for one of a few
-    openings, so greedy decoding does not collapse onto one phrasing."""
+def render(facts: list[Fact], style: int) -> tuple[str, Binding]:
+    """The user turn of the prompt and the slots its facts bind. `style` (0-3) asks for one of
+    a few openings, so greedy decoding does not collapse onto one phrasing."""
     facts = told(facts)
-    slots = Slots.of(facts)
-    names = [f'[ITEM{n}] = "{name}"' for n, name in slots.names.items()]
-    facts_block = [f"- {line}" for line in _facts_lines(facts, slots)] or ["- popular right now"]
-    return "\n".join(
-        ["Items:", *(names or ["(none)"]), "Facts:", *facts_block, f"Style: {style % 4}"]
-    ), slots
+    binding = Binding.of(facts)
+    lines = [f"- {_line(fact, binding)}" for fact in facts] or ["- popular right now"]
+    return "\n".join(["Facts:", *lines, f"Style: {style % 4}"]), binding

@@ -1,10 +1,11 @@
-"""The deterministic reason writer: the guide's phrasings, chosen by a stable hash of
-(shopper, item). Always available; the fallback for every other writer."""
+"""The deterministic reason writer: the guide's phrasing for each fact's kind and state; a
+stable hash of (shopper, item) only picks among phrasings that say the same thing. Always
+available; the fallback for every other writer."""
 
 import hashlib
 
-from app.reasons.guide import compose
-from app.reasons.prompt import Slots
+from app.reasons.guide import compose, told
+from app.reasons.slots import Binding
 from app.schemas import Fact
 
 
@@ -15,6 +16,6 @@ def style_of(user: str, item_id: int) -> int:
 
 def template_reason(facts: list[Fact], style: int) -> str:
     """Facts must come in priority order (evidence.gather sorts them)."""
-    slots = Slots.of(facts)
-    slot_of = {item_id: slots.slot(item_id) for item_id in slots.by_item}
-    return slots.fill(compose(facts, slot_of, lead=style, follow=style >> 8))
+    facts = told(facts)
+    binding = Binding.of(facts)
+    return binding.fill(compose(facts, binding, lead=style, follow=style >> 8))

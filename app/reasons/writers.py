@@ -7,7 +7,9 @@
 A language model only ever proposes: every output passes the guard, and a rejected, cut-off,
 failed or late output is replaced by the template sentence, so a reason is always served. A late
 generation is not wasted: it finishes in the background and is handed to `keep` (the service
-caches it), so the shopper's next request gets the model's reason.
+caches it, and drops the answers that held its stand-in), so the shopper's next request gets
+the model's reason. Only one late batch runs at a time: late work never queues ahead of new
+requests.
 """
 
 import asyncio
@@ -18,7 +20,9 @@ from typing import Protocol
 
 from app.metrics import FALLBACKS, GUARD_REJECTIONS
 from app.reasons import guard
-from app.reasons.prompt import Slots, render
+from app.reasons.guide import told
+from app.reasons.prompt import render
+from app.reasons.slots import Binding
 from app.reasons.template import template_reason
 from app.schemas import Fact
 
@@ -110,7 +114,9 @@ class LMWriter:
         try:
             outputs = await asyncio.wait_for(asyncio.shield(generation), self.timeout_s)
         except TimeoutError:
-            if keep is None or self.late_s <= 0:
+            # At most one late batch: more would queue ahead of new requests and starve them
+            # of the model (a cancelled batch that has not started leaves the queue).
+            if keep is None or self.late_s <= 0 or self._late:
                 generation.cancel()
             else:
                 task = asyncio.create_task(self._finish_late(generation, cases, rendered, keep))
@@ -121,8 +127,8 @@ class LMWriter:
             logger.warning("reason generation failed, serving templates: %r", error)
             return self._fallback(cases, "reason_error", repr(error))
         return [
-            self._guarded(case, slots, output)
-            for case, (_, slots), output in zip(cases, rendered, outputs, strict=True)
+            self._guarded(case, binding, output)
+            for case, (_, binding), output in zip(cases, rendered, outputs, strict=True)
         ]
 
     def for_vocabulary(self, vocabulary: guard.Vocabulary) -> "LMWriter":
@@ -132,27 +138,29 @@ class LMWriter:
         self,
         generation: Awaitable[list[Generation]],
         cases: list[Case],
-        rendered: list[tuple[str, Slots]],
+        rendered: list[tuple[str, Binding]],
         keep: Keep,
     ) -> None:
         try:
             outputs = await asyncio.wait_for(generation, self.late_s)
             await keep(
                 [
-                    self._guarded(case, slots, output)
-                    for case, (_, slots), output in zip(cases, rendered, outputs, strict=True)
+                    self._guarded(case, binding, output)
+                    for case, (_, binding), output in zip(cases, rendered, outputs, strict=True)
                 ]
             )
         except Exception as error:  # nobody is waiting: log, and the next request tries again
             logger.warning("late reason generation failed: %r", error)
 
-    def _guarded(self, case: Case, slots: Slots, output: Generation) -> Written:
-        problems = guard.check(output.text, output.finished, case.facts, slots, self.vocabulary)
+    def _guarded(self, case: Case, binding: Binding, output: Generation) -> Written:
+        problems = guard.check(
+            output.text, output.finished, told(case.facts), binding, self.vocabulary
+        )
         if problems:
             GUARD_REJECTIONS.inc()
             FALLBACKS.labels("guard_rejected").inc()
             return Written(template_reason(case.facts, case.style), TEMPLATE, tuple(problems))
-        return Written(slots.fill(output.text.strip()), self.name)
+        return Written(binding.fill(output.text.strip()), self.name)
 
     def _fallback(self, cases: list[Case], reason: str, problem: str) -> list[Written]:
         FALLBACKS.labels(reason).inc(len(cases))

@@ -99,11 +99,12 @@ class Recommender:
         now: int,
         targets: list[int],
         top: int = 3,
-    ) -> list[list[tuple[CatalogItem, float]]]:
+    ) -> list[list[tuple[CatalogItem, float, float]]]:
         """For each target, the past items that drive its score: each distinct item of the
         recent history is removed (every occurrence) and the targets re-scored; the contribution
-        is the score drop. Best first, positive contributions only. One forward pass serves
-        every target: the variants of the history are the same for all of them."""
+        is the score drop, and its share that of all the positive drops. Best first, positive
+        contributions only. One forward pass serves every target: the variants of the history
+        are the same for all of them."""
         current = self._current(history, session)
         items = np.concatenate([history.items, current])
         recent = items[-SEQUENCE_LENGTH:]
@@ -118,7 +119,14 @@ class Recommender:
         found, at = [], self.catalog.at
         for drop in drops.T:
             order = np.argsort(-drop, kind="stable")[:top]
-            found.append([(at(int(candidates[i])), float(drop[i])) for i in order if drop[i] > 0])
+            total = float(drop[drop > 0].sum())
+            found.append(
+                [
+                    (at(int(candidates[i])), float(drop[i]), float(drop[i]) / total)
+                    for i in order
+                    if drop[i] > 0
+                ]
+            )
         return found
 
     @staticmethod

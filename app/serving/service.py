@@ -49,7 +49,7 @@ from app.serving.shoppers import (
     sample_shoppers,
     unknown_items,
 )
-from app.train.data import FloatArray
+from app.train.data import FloatArray, IntArray
 
 SIMILAR_CO_PURCHASE_WEIGHT = 0.5  # similar items: cosine + this x co-purchase confidence
 
@@ -73,6 +73,7 @@ class Service:
     writer: ReasonWriter
     vocabulary: Vocabulary  # what the reason guard checks names against
     as_of: datetime | None
+    locale: evidence.Locale
 
     @property
     def versions(self) -> ModelVersions:
@@ -85,7 +86,7 @@ class Service:
         """The response, or on a cache hit its stored JSON body as served (no re-validation)."""
         # Lists are cached per known shopper only: a session's items change with every view.
         if req.user_id is None or req.item_ids:
-            return await self._recommend(request_id, req)
+            return (await self._recommend(request_id, req))[0]
         user = req.user_id
         params = digest(req.model_dump(exclude={"user_id"}))
         hit = await self.cache.get_answer("lists", user, params)
@@ -93,9 +94,10 @@ class Service:
             return served_from_cache(hit, request_id)
 
         async def compute() -> RecommendResponse:
-            response = await self._recommend(request_id, req)
-            body = response.model_dump_json(exclude={"request_id", "cached"})
-            await self.cache.set_answer("lists", user, params, body.encode())
+            response, settled = await self._recommend(request_id, req)
+            if settled:  # a list holding a stand-in for a late reason is not kept
+                body = response.model_dump_json(exclude={"request_id", "cached"})
+                await self.cache.set_answer("lists", user, params, body.encode())
             return response
 
         response = await self.cache.single_flight(f"lists:{user}:{params}", compute)
@@ -111,7 +113,11 @@ class Service:
             found = await load_shopper(conn, user_id, self.catalog)
         return found if found is not None else (None, History.empty())
 
-    async def _recommend(self, request_id: str, req: RecommendRequest) -> RecommendResponse:
+    async def _recommend(
+        self, request_id: str, req: RecommendRequest
+    ) -> tuple[RecommendResponse, bool]:
+        """The response, and whether it is settled: no reason in it stands in for a model's
+        reason that timed out (and may still arrive)."""
         shopper, history = await self._shopper(req.user_id)
         country = (shopper.country if shopper else None) or req.country
         filters = Filters(
@@ -132,71 +138,116 @@ class Service:
             RecommendedItem(**as_item(r.item).model_dump(), score=r.score, rank=r.rank)
             for r in ranking.items
         ]
-        if req.with_reasons and req.user_id:
+        settled = True
+        if req.with_reasons:
             targets = [r.item for r in ranking.items]
-            explained = await self._reasons(shopper, req.user_id, targets, history)
+            explained = await self._reasons(
+                shopper, req.user_id, targets, history, session, country
+            )
             for item, (written, facts, _) in zip(items, explained, strict=True):
                 item.reason, item.reason_writer, item.evidence = written.text, written.writer, facts
-        return RecommendResponse(
+            settled = not any(written.transient for written, _, _ in explained)
+        response = RecommendResponse(
             request_id=request_id, user_id=req.user_id, source=ranking.source, items=items,
             cached=False, model_versions=self.versions,
         )  # fmt: skip
+        return response, settled
 
     async def _evidence(
-        self, shopper: Shopper | None, history: History, targets: list[CatalogItem]
+        self,
+        shopper: Shopper | None,
+        history: History,
+        targets: list[CatalogItem],
+        session: IntArray,
+        country: str | None,
     ) -> list[list[Fact]]:
-        """Each target's evidence."""
+        """Each target's evidence, from the shopper's history, cart and session items."""
         now = self.now()
-        country = shopper.country if shopper else None
         anchors = await self.pool.run(
-            self.recommender.anchors, history, np.zeros(0, dtype=np.int64), country,
-            int(now.timestamp()), [target.index for target in targets],
+            self.recommender.anchors, history, session, country, int(now.timestamp()),
+            [target.index for target in targets],
         )  # fmt: skip
-        counts = dict(zip(*np.unique(history.items, return_counts=True), strict=True))
+        in_cart, in_session = set(history.cart.tolist()), set(session.tolist())
+        drivers = [
+            [
+                evidence.Anchor(a, c, share, a.index in in_cart, a.index in in_session)
+                for a, c, share in found
+            ]
+            for found in anchors
+        ]
+        mentioned = {t.item_id for t in targets} | {a.item.item_id for d in drivers for a in d}
         async with self.engine.connect() as conn:
-            facts = []
-            for target, found in zip(targets, anchors, strict=True):
-                drivers = [evidence.Anchor(a, c, int(counts.get(a.index, 0))) for a, c in found]
-                facts.append(await evidence.gather(conn, shopper, target, drivers, now))
-            return facts
+            orders, usual = {}, None
+            if shopper is not None:
+                orders = await evidence.orders_of(conn, shopper, mentioned, now)
+                usual = await evidence.usual_price(conn, shopper, now)
+            return [
+                await evidence.gather(
+                    conn, shopper, country, target, found, now, self.locale, orders, usual
+                )
+                for target, found in zip(targets, drivers, strict=True)
+            ]
 
     async def _reasons(
-        self, shopper: Shopper | None, user: str, targets: list[CatalogItem], history: History
+        self,
+        shopper: Shopper | None,
+        user: str | None,
+        targets: list[CatalogItem],
+        history: History,
+        session: IntArray,
+        country: str | None,
     ) -> list[tuple[Written, list[Fact], bool]]:
         """Each target's reason, evidence and whether the reason was cached. The reasons not
-        cached are written as one batch."""
-        facts = await self._evidence(shopper, history, targets)
+        cached are written as one batch. An anonymous session's reasons (user None) are
+        written from its items and never cached: nobody could be served them again."""
+        facts = await self._evidence(shopper, history, targets, session, country)
         keys = [digest([fact.model_dump() for fact in f]) for f in facts]
         found = [
-            await self.cache.get_reason(user, target.item_id, self.writer.name, key)
-            for target, key in zip(targets, keys, strict=True)
+            None
+            if user is None
+            else await self.cache.get_reason(user, t.item_id, self.writer.name, k)
+            for t, k in zip(targets, keys, strict=True)
         ]
         missing = [i for i, hit in enumerate(found) if hit is None]
+        answered = False
 
         async def keep(written: list[Written]) -> None:
             for i, new in zip(missing, written, strict=True):
                 GENERATIONS.labels(new.writer).inc()
-                if not new.transient:
+                if user is not None and not new.transient:
                     await self.cache.set_reason(
                         user, targets[i].item_id, self.writer.name, keys[i], new
                     )
+            if answered and user is not None:
+                # Late reasons replace the stand-ins they were answered with: every process
+                # drops the shopper's stored lists and explanations (none holds one, but a
+                # list or explanation served from the reason cache in between might).
+                await self.cache.invalidate_user(user)
 
+        style_key = user or "session"
         written = await self.writer.write(
-            [Case(facts[i], style_of(user, targets[i].item_id)) for i in missing], keep
+            [Case(facts[i], style_of(style_key, targets[i].item_id)) for i in missing], keep
         )
         await keep(written)
+        answered = True
         fresh = dict(zip(missing, written, strict=True))
         return [
             (fresh[i], facts[i], False) if hit is None else (hit, facts[i], True)
             for i, hit in enumerate(found)
         ]
 
-    async def top_with_evidence(self, user_id: str, k: int) -> list[tuple[CatalogItem, list[Fact]]]:
+    async def top_with_evidence(
+        self, user_id: str, k: int, exclude_purchased: bool = False
+    ) -> list[tuple[CatalogItem, list[Fact]]]:
         """A shopper's top-k items, each with its evidence (reason corpora and benchmarks)."""
-        ranked = await self._recommend("offline", RecommendRequest(user_id=user_id, k=k))
+        request = RecommendRequest(user_id=user_id, k=k, exclude_purchased=exclude_purchased)
+        ranked, _ = await self._recommend("offline", request)
         shopper, history = await self._shopper(user_id)
         targets = [self.catalog.at(self.catalog.index_of[item.item_id]) for item in ranked.items]
-        return list(zip(targets, await self._evidence(shopper, history, targets), strict=True))
+        country = shopper.country if shopper else None
+        none = np.zeros(0, dtype=np.int64)
+        facts = await self._evidence(shopper, history, targets, none, country)
+        return list(zip(targets, facts, strict=True))
 
     async def explain(self, request_id: str, user_id: str, item_id: int) -> ExplainResponse | bytes:
         """The response, or on a cache hit its stored JSON body as served."""
@@ -208,13 +259,19 @@ class Service:
         if hit is not None:
             return served_from_cache(hit, request_id)
         shopper, history = await self._shopper(user_id)
-        [(written, facts, cached)] = await self._reasons(shopper, user_id, [target], history)
+        country = shopper.country if shopper else None
+        none = np.zeros(0, dtype=np.int64)
+        [(written, facts, cached)] = await self._reasons(
+            shopper, user_id, [target], history, none, country
+        )
         response = ExplainResponse(
             request_id=request_id, user_id=user_id, item=as_item(target), reason=written.text,
-            evidence=facts, writer=written.writer, cached=cached, model_versions=self.versions,
+            evidence=facts, reason_writer=written.writer, cached=cached,
+            model_versions=self.versions,
         )  # fmt: skip
-        body = response.model_dump_json(exclude={"request_id", "cached"})
-        await self.cache.set_answer("explain", user_id, field, body.encode())
+        if not written.transient:  # a stand-in for a late reason is not kept
+            body = response.model_dump_json(exclude={"request_id", "cached"})
+            await self.cache.set_answer("explain", user_id, field, body.encode())
         return response
 
     async def history(self, user_id: str, limit: int) -> ShopperHistory:

@@ -171,7 +171,7 @@ async def test_explain_gives_evidence_and_a_reason(
     assert response.status_code == 200
     body = response.json()
     assert body["reason"]
-    assert body["writer"] == "template"
+    assert body["reason_writer"] == "template"
     assert body["cached"] is False
     kinds = [fact["kind"] for fact in body["evidence"]]
     assert "anchor" in kinds

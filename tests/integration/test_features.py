@@ -147,6 +147,11 @@ def test_popularity_per_country_and_month(
         "SELECT country, month, count(*) FROM item_popularity GROUP BY 1, 2 ORDER BY 1, 2"
     ).fetchall()
     firsts = [date(2011, month, 1) for month in (1, 2, 3, 4)]
+    everyone = conn.execute(
+        "SELECT month, count(*) FROM item_popularity WHERE country = '*' GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert [month for month, _ in everyone] == firsts  # every shopper's ranking, month by month
+    months = [row for row in months if row[0] != "*"]
     assert months == [
         ("France", firsts[0], 5),
         ("France", firsts[1], 3),  # A, B and C (day 40 is 10 February)
@@ -225,7 +230,7 @@ def test_rerunning_gives_the_same_features(
             "item_feature": 5,
             "item_embedding": 5,
             "item_pair": 4,
-            "item_popularity": 20,
+            "item_popularity": 32,  # 20 by country and month, 12 over all shoppers
             "user_feature": 3,
             "user_item_feature": 8,
         }

@@ -117,7 +117,7 @@ async def test_openai_writer_serves_guarded_reasons_through_the_api(
     assert completions.headers[-1]["authorization"] == "Bearer s3cret"
     assert body["model_versions"]["reason_writer"] == "openai:test-model"
     if "[ITEM1]" in sent["messages"][-1]["content"]:
-        assert body["writer"] == "openai:test-model"
+        assert body["reason_writer"] == "openai:test-model"
         anchor_title = next(f["data"]["title"] for f in body["evidence"] if "title" in f["data"])
         assert body["reason"].startswith("Picked for you after your ")
         assert "[ITEM" not in body["reason"]
@@ -129,11 +129,11 @@ async def test_openai_writer_falls_back_when_the_server_fails_or_lies(
 ) -> None:
     completions.status = 503
     failed = await explain_top(openai_settings, tiny_world)
-    assert failed["writer"] == "template"
+    assert failed["reason_writer"] == "template"
     assert failed["reason"]
     completions.status, completions.answer = 200, "You bought [ITEM1] 999 times in Peru."
     lied = await explain_top(openai_settings, tiny_world)
-    assert lied["writer"] == "template"
+    assert lied["reason_writer"] == "template"
     assert "999" not in lied["reason"]
 
 
