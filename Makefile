@@ -8,6 +8,12 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: run test install db data model lint chromium bench-ingest bench-load bench-reasons bench-soak warm evaluate clean
 
+# The demo shop's preset (UCI Online Retail, a UK shop): its currency and locale. The service
+# assumes neither; another shop sets its own (see README, Configuration).
+DEMO_TARGETS := run model warm evaluate bench-load bench-soak bench-reasons
+$(DEMO_TARGETS): export RECS_CURRENCY ?= GBP
+$(DEMO_TARGETS): export RECS_LOCALE ?= en_GB
+
 # Reinstalls only when pyproject.toml changes, so a second `make run` skips it.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,9 +66,11 @@ bench-load: model
 bench-soak: model
 	$(BIN)/python -m bench.soak
 
-# Reason quality (500 held-out pairs, four writers) and speed; writes bench/results/reasons.md.
+# Reason quality (500 held-out pairs, four writers) and speed, then every claim of served
+# reasons recomputed from the raw rows; writes bench/results/reasons.md and fact_check.md.
 bench-reasons: model
 	$(BIN)/python -m bench.reasons
+	$(BIN)/python -m bench.fact_check
 
 # Pre-generate the most active shoppers' lists and reasons into Redis.
 warm: model

@@ -5,7 +5,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from babel import Locale, UnknownLocaleError
+from babel.numbers import list_currencies
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +139,9 @@ class Settings(BaseSettings):
     reason_late_s: float = Field(
         60.0, ge=0, le=600,
         description="How long a batch past the timeout may go on generating in the background;"
-        " its reasons are cached for the shopper's next request. 0 stops it at the timeout.",
+        " its reasons are cached and replace the templates that stood in for them (one such"
+        " batch at a time, so late work never queues ahead of new requests). 0 stops it at"
+        " the timeout.",
     )  # fmt: skip
     reason_threads: int = Field(
         0, ge=0, le=256,
@@ -154,6 +158,22 @@ class Settings(BaseSettings):
     readiness_timeout_s: float = Field(
         1.0, gt=0, le=30, description="Each /readyz dependency check gives up after this long."
     )
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, code: str | None) -> str | None:
+        if code is not None and code not in list_currencies():
+            raise ValueError(f"{code!r} is not an ISO 4217 currency code Babel knows")
+        return code
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, name: str) -> str:
+        try:
+            Locale.parse(name)
+        except (UnknownLocaleError, ValueError) as error:
+            raise ValueError(f"{name!r} is not a locale Babel knows") from error
+        return name
 
 
 @lru_cache

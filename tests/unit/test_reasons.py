@@ -393,3 +393,58 @@ def test_one_day_and_one_order_are_singular() -> None:
     assert binding.fill("You bought this [ORDERS], [SINCE_DAYS] ago.") == (
         "You bought this once, 1 day ago."
     )
+
+
+def test_amounts_and_months_are_written_in_the_shops_currency_and_locale() -> None:
+    from datetime import date
+
+    from app.config import Settings
+    from app.reasons.evidence import Locale
+
+    assert Locale("GBP", "en_GB").money(1234.5) == "£1,234.50"
+    assert Locale("EUR", "de_DE").money(1234.5) == "1.234,50 €"
+    assert Locale(None, "en").money(2.95) == "2.95"  # no currency known: none is stated
+    assert Locale("EUR", "de_DE").month(date(2011, 5, 1)) == "Mai 2011"
+    for bad in ({"currency": "XYZ"}, {"locale": "zz_QQ"}):
+        with pytest.raises(ValueError, match="Babel knows"):
+            Settings(**bad)  # type: ignore[arg-type]
+
+
+def test_a_cadence_needs_two_gaps_that_agree() -> None:
+    from app.reasons.evidence import DAY_S, cadence
+
+    def days(*offsets: float) -> list[int]:
+        return [int(d * DAY_S) for d in offsets]
+
+    assert cadence(days(0, 30, 61, 90)) == (30, 1.03)  # three gaps that agree: about 30 days
+    assert cadence(days(0, 17, 431)) is None  # gaps of 17 and 414 days: no "usual" gap
+    assert cadence(days(0, 0.2, 133)) is None  # a same-day double order is one occasion: 1 gap
+    assert cadence(days(0, 133)) is None  # one gap is not a cadence
+
+
+@pytest.mark.parametrize(
+    ("offsets", "since", "state"),
+    [
+        ([0], 12, "one_off"),
+        ([0, 17, 431], 12, "repeat"),
+        ([0, 30, 60], 10, "early"),
+        ([0, 30, 60], 30, "due"),
+        ([0, 30, 60], 46, "overdue"),
+    ],
+)
+def test_the_repurchase_state_follows_the_numbers(
+    offsets: list[int], since: int, state: str
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from app.reasons.evidence import DAY_S, Orders, _repurchase
+    from app.serving.catalog import CatalogItem
+
+    start = datetime(2011, 1, 1, tzinfo=UTC)
+    times = [int(start.timestamp()) + d * DAY_S for d in offsets]
+    now = start + timedelta(days=offsets[-1] + since)
+    target = CatalogItem(0, 9, "9", "Jam making set", 4.25, None)
+    [fact] = _repurchase(target, Orders(times), now)
+    assert (fact.data["state"], fact.data["days_since"], fact.data["orders"]) == (
+        state, since, len(offsets),
+    )  # fmt: skip
