@@ -31,6 +31,7 @@ class CompletionServer:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.answer = SERVED
+        self.always = False  # answer `answer` to every prompt, not only those with [ITEM1]
         self.status = 200
         app = FastAPI()
 
@@ -42,7 +43,7 @@ class CompletionServer:
             if self.status != 200:
                 return _error(self.status)
             prompt = body["messages"][-1]["content"]
-            text = self.answer if "[ITEM1]" in prompt else "Recommended for you."
+            text = self.answer if self.always or "[ITEM1]" in prompt else "Recommended for you."
             return {
                 "id": "cmpl-1", "object": "chat.completion", "model": body["model"],
                 "choices": [{"index": 0, "finish_reason": "stop",
@@ -131,7 +132,8 @@ async def test_openai_writer_falls_back_when_the_server_fails_or_lies(
     failed = await explain_top(openai_settings, tiny_world)
     assert failed["reason_writer"] == "template"
     assert failed["reason"]
-    completions.status, completions.answer = 200, "You bought [ITEM1] 999 times in Peru."
+    completions.status, completions.answer = 200, "You bought this 999 times in Peru."
+    completions.always = True
     lied = await explain_top(openai_settings, tiny_world)
     assert lied["reason_writer"] == "template"
     assert "999" not in lied["reason"]
