@@ -96,7 +96,7 @@ async def serve(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Fact check of served reasons (see docstring).")
-    parser.add_argument("--shoppers", type=int, default=150, help="held-out shoppers")
+    parser.add_argument("--shoppers", type=int, default=100, help="held-out shoppers")
     parser.add_argument("-k", type=int, default=2, help="items per list (two lists a shopper)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--writers", nargs="+", choices=list(WRITERS), default=list(WRITERS))

@@ -118,7 +118,8 @@ def corpus_facts(pairs: list[Pair]) -> dict[str, Any]:
         "corpus": {
             "pairs": len(pairs),
             "shoppers": len({p.user_id for p in pairs}),
-            "source": "top recommendations of real shoppers, evidence dated at the data's end",
+            "source": "real shoppers' top recommendations and top items not bought before,"
+            " evidence dated at the data's end",
             "held_out": f"1 shopper in {HELD_OUT_ONE_IN}",
         },
     }
