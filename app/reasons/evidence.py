@@ -272,7 +272,7 @@ def cadence(times: list[int]) -> tuple[int, float] | None:
         return None
     low, median, high = np.percentile(gaps, [25, 50, 75])
     spread = float(high / low)
-    if spread > CADENCE_MAX_SPREAD or round(median) < 1:
+    if spread > CADENCE_MAX_SPREAD:
         return None
     return round(float(median)), round(spread, 2)
 

@@ -7,7 +7,7 @@
 A language model only ever proposes: every output passes the guard, and a rejected, cut-off,
 failed or late output is replaced by the template sentence, so a reason is always served. A late
 generation is not wasted: it finishes in the background and is handed to `keep` (the service
-caches it, and drops the answers that held its stand-in), so the shopper's next request gets
+caches it; an answer holding a stand-in is never cached), so the shopper's next request gets
 the model's reason. Only one late batch runs at a time: late work never queues ahead of new
 requests.
 """

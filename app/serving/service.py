@@ -209,8 +209,9 @@ class Service:
             for t, k in zip(targets, keys, strict=True)
         ]
         missing = [i for i, hit in enumerate(found) if hit is None]
-        answered = False
 
+        # Late reasons land here too: no stored answer holds the stand-ins they replace
+        # (answers with a transient reason are never cached), so caching them is enough.
         async def keep(written: list[Written]) -> None:
             for i, new in zip(missing, written, strict=True):
                 GENERATIONS.labels(new.writer).inc()
@@ -218,18 +219,12 @@ class Service:
                     await self.cache.set_reason(
                         user, targets[i].item_id, self.writer.name, keys[i], new
                     )
-            if answered and user is not None:
-                # Late reasons replace the stand-ins they were answered with: every process
-                # drops the shopper's stored lists and explanations (none holds one, but a
-                # list or explanation served from the reason cache in between might).
-                await self.cache.invalidate_user(user)
 
         style_key = user or "session"
         written = await self.writer.write(
             [Case(facts[i], style_of(style_key, targets[i].item_id)) for i in missing], keep
         )
         await keep(written)
-        answered = True
         fresh = dict(zip(missing, written, strict=True))
         return [
             (fresh[i], facts[i], False) if hit is None else (hit, facts[i], True)

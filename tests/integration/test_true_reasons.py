@@ -120,6 +120,11 @@ async def client(hostile_world: tuple[TinyWorld, str, int]) -> AsyncIterator[htt
         yield client
 
 
+def service_of(client: httpx.AsyncClient) -> Service:
+    service: Service = client._transport.app.state.service  # type: ignore[attr-defined]
+    return service
+
+
 def shown_text(body: dict[str, object]) -> str:
     """Every string a page could show from a list: reasons and evidence texts."""
     items = body["items"]
@@ -133,7 +138,7 @@ async def test_hostile_titles_and_countries_never_reach_a_shopper(
     client: httpx.AsyncClient, hostile_world: tuple[TinyWorld, str, int]
 ) -> None:
     _, user, hostile_item = hostile_world
-    service: Service = client._transport.app.state.service  # type: ignore[attr-defined]
+    service = service_of(client)
     # The demo's cart puts the hostile item in the cart of a shopper who never bought it.
     newcomer = "hostile-newcomer"
     cart = await client.post("/demo/cart", json={"user_id": newcomer, "item_id": hostile_item})
@@ -195,7 +200,7 @@ async def test_a_late_model_reason_replaces_its_stand_in(
     client: httpx.AsyncClient, hostile_world: tuple[TinyWorld, str, int]
 ) -> None:
     _, user, _ = hostile_world
-    service: Service = client._transport.app.state.service  # type: ignore[attr-defined]
+    service = service_of(client)
     text = "Recommended for you, with care."
     service.writer = LMWriter(Scripted(text, delay_s=0.5), service.vocabulary, 0.1, late_s=5)
     top: dict[str, Any] = (
