@@ -33,6 +33,7 @@ from app.db.engine import ensure_database, libpq_url
 from app.db.migrate import downgrade as alembic_downgrade
 from app.db.migrate import upgrade
 from app.ingest import FileReport, IngestError, analyze, database_has_events, ingest_file
+from app.train.split import EVALUATION_SHARE
 
 INGEST_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
 
@@ -170,8 +171,19 @@ def _features_complete(conn: psycopg.Connection) -> bool:
 def train(
     seed: Annotated[int, typer.Option(help="Seed for the split and the model.")] = 0,
     cutoff: Annotated[
-        datetime, typer.Option(formats=["%Y-%m-%d"], help="Train before this date (UTC).")
-    ] = datetime(2011, 9, 9),
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+            help="Train before this time (UTC) [default: where the last --evaluation-share of"
+            " the baskets begin].",
+        ),
+    ] = None,
+    evaluation_share: Annotated[
+        float,
+        typer.Option(
+            min=0.01, max=0.99, help="Share of the baskets to evaluate on, without --cutoff."
+        ),
+    ] = EVALUATION_SHARE,
     max_epochs: Annotated[int, typer.Option(min=1, help="Epoch budget (cosine schedule).")] = 12,
     if_missing: Annotated[
         bool, typer.Option("--if-missing", help="Do nothing when a model bundle exists.")
@@ -181,6 +193,7 @@ def train(
     from app.serving.bundle import BundleError, latest_version
     from app.train.fit import FitSettings
     from app.train.pipeline import train as train_pipeline
+    from app.train.split import TooLittleData
 
     settings = get_settings()
     if if_missing:
@@ -192,8 +205,16 @@ def train(
             console.print(f"model {existing} exists; skipping")
             return
     fit_settings = FitSettings(seed=seed, max_epochs=max_epochs)
+    given = None if cutoff is None else cutoff.replace(tzinfo=UTC)
     with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as conn:
-        report = train_pipeline(conn, settings.models_dir, cutoff.replace(tzinfo=UTC), fit_settings)
+        try:
+            report = train_pipeline(
+                conn, settings.models_dir, given, fit_settings, evaluation_share
+            )
+        except TooLittleData as exc:
+            console.print(f"[red]error:[/] too little data: {exc}")
+            raise typer.Exit(1) from None
+    console.print(f"cutoff {report.cutoff:%Y-%m-%d %H:%M} UTC ({report.cutoff_from})")
     console.print(
         _metrics_table(f"two-tower, test (best epoch {report.fit.best_epoch})", report.test)
     )

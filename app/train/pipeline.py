@@ -14,7 +14,7 @@ from app.train.data import FloatArray, ItemSide, Snapshot, load_item_side, load_
 from app.train.fit import FitResult, FitSettings, fit_two_tower, make_scorer
 from app.train.inputs import HistoryIndex
 from app.train.metrics import evaluate
-from app.train.split import Split, temporal_split
+from app.train.split import EVALUATION_SHARE, Split, check_enough, derive_cutoff, temporal_split
 
 POPULARITY_WINDOW = timedelta(days=90)
 
@@ -25,6 +25,8 @@ class TrainReport:
     fit: FitResult
     test: dict[str, dict[str, float]]
     seconds: float
+    cutoff: datetime
+    cutoff_from: str  # "given", or the rule that derived it
 
 
 def recent_popularity(snapshot: Snapshot, until: int) -> FloatArray:
@@ -55,12 +57,23 @@ def test_metrics(split: Split, side: ItemSide, fit: FitResult) -> dict[str, dict
 
 
 def train(
-    conn: psycopg.Connection, models_dir: Path, cutoff: datetime, settings: FitSettings
+    conn: psycopg.Connection,
+    models_dir: Path,
+    cutoff: datetime | None,
+    settings: FitSettings,
+    evaluation_share: float = EVALUATION_SHARE,
 ) -> TrainReport:
+    """Without a cutoff, the last `evaluation_share` of the baskets are evaluation time. Raises
+    TooLittleData (before any fitting) when the split can't train and evaluate a model."""
     started = time.perf_counter()
     snapshot = load_snapshot(conn)
-    side = load_item_side(conn, snapshot.item_skus)
+    cutoff_from = "given"
+    if cutoff is None:
+        cutoff = derive_cutoff(snapshot, evaluation_share)
+        cutoff_from = f"the last {evaluation_share:.0%} of the baskets"
     split = temporal_split(snapshot, cutoff, seed=settings.seed)
+    check_enough(split)
+    side = load_item_side(conn, snapshot.item_skus)
     fit = fit_two_tower(split, side, settings)
     test = test_metrics(split, side, fit)
     manifest: dict[str, Any] = {
@@ -78,6 +91,7 @@ def train(
         },
         "split": {
             "cutoff": cutoff.isoformat(),
+            "cutoff_from": cutoff_from,
             "train_baskets": len(split.train_baskets),
             "validation_users": len(split.validation),
             "test_users": len(split.test),
@@ -92,4 +106,4 @@ def train(
         models_dir / "two_tower", fit.model, snapshot.item_skus, side, snapshot.countries,
         popular, manifest,
     )  # fmt: skip
-    return TrainReport(path, fit, test, time.perf_counter() - started)
+    return TrainReport(path, fit, test, time.perf_counter() - started, cutoff, cutoff_from)
