@@ -2,8 +2,9 @@
 
 Real shoppers' top recommendations with the evidence the service computes for them; each target
 is the reason-writing guide (app/reasons/guide.py) rendered for that evidence, in the opening
-the prompt's style id asks for. Shoppers are split by a hash of their id: one in ten is held
-out, never trained on, for the reasons benchmark. Training itself is app/reasons/lora.py.
+the prompt's style id asks for, with a second fact joined into the same sentence. Shoppers
+are split by a hash of their id: one in ten is held out, never trained on, for the reasons
+benchmark. Training itself is app/reasons/lora.py.
 """
 
 import hashlib
@@ -21,7 +22,7 @@ from app.config import Settings
 from app.db.engine import create_engine_for_service
 from app.db.tables import app_user, interaction, user_feature
 from app.lifespan import offline_service
-from app.reasons.guide import compose, told
+from app.reasons.guide import blend, compose, told
 from app.reasons.lora import Example
 from app.reasons.prompt import render
 from app.reasons.slots import Binding
@@ -49,9 +50,14 @@ class Pair:
 
 def target_for(facts: list[Fact], style: int, binding: Binding, rng: random.Random) -> str:
     """A guide phrasing whose opening matches the prompt's style id (style % 4), with the
-    prompt's slots; a second sentence whenever the evidence has another kind of fact."""
+    prompt's slots; when the evidence has a second kind of fact, both in one sentence (a tail
+    of the guide's, at random): the template writes them as two sentences, the model learns
+    to combine them."""
+    facts = told(facts)
     lead = style % 4 + 4 * rng.randrange(2)
-    return compose(told(facts), binding, lead=lead, follow=rng.randrange(6))
+    return blend(facts, binding, lead, tail=rng.randrange(6)) or compose(
+        facts, binding, lead=lead, follow=None
+    )
 
 
 async def build_pairs(

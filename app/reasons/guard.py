@@ -4,7 +4,7 @@ sentence is, and the rejection is counted).
 It judges the sentence twice. Written with slots (app/reasons/slots.py), each sentence must
 hold no value of its own (no digits, counts in words, names, places, months or currency), only
 slots its facts bind, each slot where it belongs (an item's order count beside that item, the
-recommended item's own numbers never in a sentence about another item), claims only of kinds
+recommended item's own numbers never in a clause about another item), claims only of kinds
 the facts support, and only the state words the facts' states allow ("due" only when due).
 Filled, it must fit a product card: short, printable, no markup or links.
 
@@ -157,18 +157,27 @@ def _values_in_words(lowered: str, plain: str, vocabulary: Vocabulary) -> list[s
 
 
 def _placement(sentence: str, facts: list[Fact], introduced: dict[str, Fact]) -> list[str]:
-    """Each slot beside what it belongs to, in one sentence."""
-    found = slots_in(sentence)
+    """Each slot beside what it belongs to, in one clause (a sentence, or a part of one after a
+    semicolon: "You bought [ITEM1] [COUNT1]; at [PRICE] it is below your usual [USUAL_PRICE].")."""
+    return [
+        problem
+        for clause in re.split(r";\s+", sentence)
+        for problem in _clause_placement(clause, facts, introduced)
+    ]
+
+
+def _clause_placement(clause: str, facts: list[Fact], introduced: dict[str, Fact]) -> list[str]:
+    found = slots_in(clause)
     items = {slot for slot, name in found if name == "ITEM"}
     problems = []
     for slot, name in found:
         if name == "COUNT":
             own = slot.replace("COUNT", "ITEM")
             if own not in items or len(items) > 1:
-                problems.append(f"{slot} is not beside its own item {own} alone: {sentence}")
+                problems.append(f"{slot} is not beside its own item {own} alone: {clause}")
         elif name in TARGET_SLOTS and items:
             problems.append(
-                f"{slot}, a value of the recommended item, beside {min(items)}: {sentence}"
+                f"{slot}, a value of the recommended item, beside {min(items)}: {clause}"
             )
         elif name in ("SHARE", "LIFT"):
             measured = next((f for f in facts if f.kind == "co_purchase"), None)
@@ -177,9 +186,7 @@ def _placement(sentence: str, facts: list[Fact], introduced: dict[str, Fact]) ->
                 if measured and f.data["item_id"] == measured.data["item_id"]
             }  # fmt: skip
             if items != with_it:
-                problems.append(
-                    f"{slot} is not beside the one item it was measured with: {sentence}"
-                )
+                problems.append(f"{slot} is not beside the one item it was measured with: {clause}")
     return problems
 
 

@@ -2,15 +2,19 @@
 value slots (app/reasons/slots.py) and never with values.
 
 Two users: the template writer picks from it (by the fact's kind and state; a stable hash only
-picks among phrasings that say the same thing), and `train-reasons` renders it into the targets
-the language model is fine-tuned on. Rules every phrasing follows:
+picks among phrasings that say the same thing) and writes one sentence per fact (`compose`);
+`train-reasons` renders it into the targets the language model is fine-tuned on, which join two
+facts into one sentence (`blend`), so the model combines what the template lists.
+
+Rules every phrasing follows:
 - say only what its fact says, in the words its state allows; the recommended item is "this"
   or "it"; no numbers, names, places or periods except through slots;
 - a repurchase is "due" or "running low" only when due, "overdue" only when overdue, "usually"
   or "every" only with a steady cadence, "keep coming back" only with two or more orders;
 - a price is "below", "above" or "close to" the shopper's usual price, as its state says;
 - "best seller" and "most bought" only for a top rank;
-- lead phrasings are one sentence (no questions); a follow phrasing adds a short second one.
+- lead phrasings are one sentence (no questions); a follow phrasing adds a short second one;
+  a tail (`TAILS`) states the second fact as a clause of the lead's sentence instead.
 """
 
 from app.reasons.slots import Binding
@@ -161,6 +165,52 @@ FOLLOWS: dict[str, list[str]] = {
         "[PRICE], about your usual price.",
     ],
 }
+# Clauses that state a second fact inside the lead's sentence (`blend`): the language model's
+# targets combine two facts in one sentence; the template writes them as two.
+TAILS: dict[str, list[str]] = {
+    "anchor_bought": [
+        "it goes with the {item} you bought {count}",
+        "it suits the {item} you bought {count}",
+    ],
+    "anchor_cart": [
+        "it goes with the {item} in your cart",
+        "it suits the {item} in your cart",
+    ],
+    "anchor_session": [
+        "it goes with the {item} you are looking at",
+        "it suits the {item} you are looking at",
+    ],
+    "shared_theme": [
+        "it is [THEME], like {item}",
+        "like {item}, it comes from [THEME]",
+        "it is more [THEME], like {item}",
+    ],
+    "popularity_top": [
+        "it was a best seller [PLACE] in [MONTH], at [RANK]",
+        "shoppers [PLACE] made it [RANK] in [MONTH]",
+        "it was [RANK] with shoppers [PLACE] in [MONTH]",
+    ],
+    "popularity_ranked": [
+        "shoppers [PLACE] made it [RANK] in [MONTH]",
+        "it was [RANK] with shoppers [PLACE] in [MONTH]",
+        "it ranked [RANK] with shoppers [PLACE] in [MONTH]",
+    ],
+    "price_below": [
+        "at [PRICE] it is below your usual [USUAL_PRICE]",
+        "it costs [PRICE], less than your usual [USUAL_PRICE]",
+        "it sells for [PRICE], below the [USUAL_PRICE] you usually pay",
+    ],
+    "price_close": [
+        "at [PRICE] it is close to your usual [USUAL_PRICE]",
+        "it costs [PRICE], in line with your usual [USUAL_PRICE]",
+        "it sells for [PRICE], close to the [USUAL_PRICE] you usually pay",
+    ],
+    "price_above": [
+        "at [PRICE] it is a step up from your usual [USUAL_PRICE]",
+        "it costs [PRICE], more than your usual [USUAL_PRICE]",
+        "it sells for [PRICE], above the [USUAL_PRICE] you usually pay",
+    ],
+}
 DEFAULT = "Recommended for you."  # no facts: claim nothing
 
 
@@ -220,3 +270,19 @@ def compose(facts: list[Fact], binding: Binding, lead: int, follow: int | None) 
         return sentence
     follows = FOLLOWS[bank(second)]
     return f"{sentence} {follows[follow % len(follows)].format(**placeholders(second, binding))}"
+
+
+def blend(facts: list[Fact], binding: Binding, lead: int, tail: int) -> str | None:
+    """One sentence with both facts of `told(facts)`: the lead fact in phrasing `lead`, the
+    second as clause `tail`; None when there is no second fact. The clause follows a semicolon
+    when either part names a history item, so each item's values stay in a clause of their own
+    (the guard places slots per clause), or when the lead already runs on with "and"."""
+    second = follow_for(facts)
+    if not facts or second is None:
+        return None
+    leads = LEADS[bank(facts[0])]
+    sentence = leads[lead % len(leads)].format(**placeholders(facts[0], binding))
+    tails = TAILS[bank(second)]
+    clause = tails[tail % len(tails)].format(**placeholders(second, binding))
+    separate = "[ITEM" in sentence + clause or " and " in sentence or ":" in sentence
+    return f"{sentence[:-1]}{'; ' if separate else ', and '}{clause}."

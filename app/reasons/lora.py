@@ -71,20 +71,27 @@ def fine_tune(
     models_dir: Path,
     about: dict[str, Any],
     on_step: Callable[[int, int, float], None] = lambda step, steps, loss: None,
+    start_from: Path | None = None,
 ) -> Path:
     """Train a LoRA adapter on `base` (an HF directory or a GGUF file); returns its directory.
-    `about` goes into the manifest as is (where the corpus came from, the code version)."""
-    from peft import LoraConfig, get_peft_model
+    `about` goes into the manifest as is (where the corpus came from, the code version).
+    `start_from` is an adapter to go on training (new targets need fewer steps from an adapter
+    that already writes slots than from the base model)."""
+    from peft import LoraConfig, PeftModel, get_peft_model
 
     torch.manual_seed(lora.seed)
     base_model, tokenizer = load_base(base)
-    model = get_peft_model(
-        base_model.to(device(), dtype=compute_dtype()),  # type: ignore[arg-type]
-        LoraConfig(
-            r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-            target_modules=TARGET_MODULES, task_type="CAUSAL_LM",
-        ),
-    )  # fmt: skip
+    base_model = base_model.to(device(), dtype=compute_dtype())  # type: ignore[arg-type]
+    if start_from is not None:
+        model = PeftModel.from_pretrained(base_model, str(start_from), is_trainable=True)
+    else:
+        model = get_peft_model(
+            base_model,
+            LoraConfig(
+                r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                target_modules=TARGET_MODULES, task_type="CAUSAL_LM",
+            ),
+        )  # fmt: skip
     encoded = [encode(tokenizer, example) for example in examples]
     order = list(range(len(encoded)))
     steps = lora.epochs * math.ceil(len(encoded) / lora.batch_size)
@@ -134,6 +141,7 @@ def fine_tune(
         "target_modules": TARGET_MODULES,
         "examples": len(examples),
         "examples_sha256": corpus_hash,
+        "started_from": start_from.name if start_from is not None else None,
         **about,
         "steps": steps,
         "train_seconds": round(seconds, 1),

@@ -8,7 +8,7 @@ import pytest
 
 from app.metrics import FALLBACKS, GUARD_REJECTIONS
 from app.reasons import guard
-from app.reasons.guide import FOLLOWS, LEADS, compose, told
+from app.reasons.guide import FOLLOWS, LEADS, blend, compose, told
 from app.reasons.prompt import render
 from app.reasons.sanitise import clean
 from app.reasons.slots import Binding
@@ -448,3 +448,26 @@ def test_the_repurchase_state_follows_the_numbers(
     assert (fact.data["state"], fact.data["days_since"], fact.data["orders"]) == (
         state, since, len(offsets),
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("facts", FACT_SETS)
+def test_every_blend_of_two_facts_passes_the_guard(facts: list[Fact]) -> None:
+    """The language model's targets join the second fact into the lead's sentence."""
+    told_facts = told(facts)
+    binding = Binding.of(told_facts)
+    for lead, tail in itertools.product(range(8), range(3)):
+        sentence = blend(told_facts, binding, lead, tail)
+        if len(told_facts) < 2:
+            assert sentence is None
+            continue
+        assert sentence is not None
+        assert guard.sentences_of(sentence) == [sentence]
+        assert problems(sentence, facts) == [], sentence
+
+
+def test_a_clause_keeps_the_recommended_items_values_apart_from_a_history_item() -> None:
+    facts = [anchor(), price("below")]
+    ok = "Because you bought [ITEM1] [COUNT1]; at [PRICE] it is below your usual [USUAL_PRICE]."
+    assert problems(ok, facts) == []
+    wrong = "You bought [ITEM1] [COUNT1] at [PRICE], below your usual [USUAL_PRICE]."
+    assert any("a value of the recommended item" in p for p in problems(wrong, facts))
