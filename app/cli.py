@@ -283,6 +283,11 @@ def train_reasons(
         typer.Option(help="Write the corpus here as JSON instead of training (train it"
                      " elsewhere: python -m app.reasons.lora FILE --base ...)."),
     ] = None,
+    start_from: Annotated[
+        str | None,
+        typer.Option(help="Go on training this adapter (a directory, or `latest`) instead of"
+                     " starting from the base model."),
+    ] = None,
 ) -> None:  # fmt: skip
     """Fine-tune the reason LM with LoRA on evidence -> reason pairs from real shoppers."""
     import asyncio
@@ -312,6 +317,9 @@ def train_reasons(
         console.print(f"wrote {export}")
         return
     lora = LoraSettings(epochs=epochs, seed=seed)
+    start = resolve_adapter(start_from, settings.models_dir) if start_from else None
+    if start_from and (start is None or not start.is_dir()):
+        raise typer.BadParameter(f"no adapter {start_from!r} under {settings.models_dir}")
     with Progress(*_BAR, console=console) as bar:
         task = bar.add_task("LoRA steps", total=None)
 
@@ -321,8 +329,9 @@ def train_reasons(
                 bar.console.log(f"step {step}/{steps}: loss {loss:.3f}")
 
         path = fine_tune(
-            base, examples_of(pairs), lora, settings.models_dir, corpus_facts(pairs), on_step
-        )
+            base, examples_of(pairs), lora, settings.models_dir, corpus_facts(pairs), on_step,
+            start_from=start,
+        )  # fmt: skip
     manifest = json.loads((path / "manifest.json").read_text())
     console.print(
         f"saved {path} after {manifest['steps']} steps in {manifest['train_seconds'] / 60:.1f} min"
