@@ -8,11 +8,12 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: run test install db data model lint chromium bench-ingest bench-load bench-reasons bench-soak warm evaluate clean
 
-# The demo shop's preset (UCI Online Retail, a UK shop): its currency and locale. The service
-# assumes neither; another shop sets its own (see README, Configuration).
+# The demo shop's preset (UCI Online Retail, a UK shop): its currency, locale and keyword themes.
+# The service assumes none of them; another shop sets its own (see README, Configuration).
 DEMO_TARGETS := run model warm evaluate bench-load bench-soak bench-reasons
 $(DEMO_TARGETS): export RECS_CURRENCY ?= GBP
 $(DEMO_TARGETS): export RECS_LOCALE ?= en_GB
+$(DEMO_TARGETS): export RECS_THEMES ?= uk-gift
 # Its evaluation time: the last three months, the split bench/results/quality.md reports (train
 # would otherwise take the last 20% of the baskets, from 2011-08-24).
 DEMO_CUTOFF ?= 2011-09-09

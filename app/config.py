@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# Where item themes come from (app/features/themes.py).
+ThemeChoice = Literal["auto", "category", "learned", "none", "uk-gift"]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECS_", env_file=".env", extra="ignore")
@@ -63,6 +66,14 @@ class Settings(BaseSettings):
         description="Language and region amounts and months are written in (Babel locale:"
         " en, en_GB, de_DE). `make run` sets en_GB.",
     )  # fmt: skip
+    themes: ThemeChoice = Field(
+        "auto",
+        description="Where the features step takes item themes from: category (the shop's"
+        " category column; items without one get no theme), learned (clusters of title"
+        " embeddings, named by their most distinctive words), auto (category when at least"
+        " half the items carry one, else learned), none, or uk-gift (the demo shop's keyword"
+        " rules; `make run` sets it).",
+    )
     workers: int = Field(
         1, ge=1, le=64,
         description="uvicorn worker processes `python -m app serve` starts (one per core in"

@@ -113,7 +113,7 @@ def build_tiny_world(folder: Path, purpose: str, epochs: int = 2) -> TinyWorld:
         env={**os.environ, "RECS_DATABASE_URL": url}, capture_output=True, check=True,
     )  # fmt: skip
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        build_features(conn)
+        build_features(conn, themes="uk-gift")  # the demo shop's themes, as `make run` builds them
         report = train(conn, folder / "models", TINY_CUTOFF, FitSettings(seed=0, max_epochs=epochs))
     return TinyWorld(url, folder / "models", report)
 

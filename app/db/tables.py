@@ -42,7 +42,7 @@ item = Table(
     Column("display_title", Text, nullable=False, comment="Title in readable case"),
     Column("price", Numeric(12, 2), comment="Most common unit price when first loaded"),
     Column("category", Text, comment="Category given by the source, if any"),
-    Column("theme", Text, comment="Readable theme derived from the title (features step)"),
+    Column("theme", Text, comment="Readable theme (features step: RECS_THEMES); NULL: none"),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -99,9 +99,14 @@ item_feature = Table(
     Column("buyers", Integer, nullable=False, comment="Distinct shoppers who bought it"),
     Column("quantity", BigInteger, nullable=False, comment="Units sold"),
     Column("repeat_buyer_share", Double, comment="Share of buyers who bought it in 2+ baskets"),
-    Column("theme_source", Text, nullable=False, comment="How item.theme was chosen"),
+    Column(
+        "theme_source", Text, nullable=False, comment="How item.theme was chosen (none: no theme)"
+    ),
     CheckConstraint("price_band BETWEEN 0 AND 4", name="price_band_range"),
-    CheckConstraint("theme_source IN ('keyword', 'neighbours', 'fallback')", name="theme_source"),
+    CheckConstraint(
+        "theme_source IN ('category', 'learned', 'keyword', 'neighbours', 'none')",
+        name="theme_source",
+    ),
 )
 
 item_embedding = Table(

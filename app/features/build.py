@@ -3,7 +3,8 @@
 Only `purchase` events count. A basket is one order of one shopper (the purchases sharing
 `order_id`; without one, the shopper's purchases of one UTC day), timed at its first line.
 Set-based SQL computes the per-item, per-shopper and popularity features; the co-purchase pairs
-come from sparse matrices (app/features/pairs.py); themes from titles (app/features/themes.py).
+come from sparse matrices (app/features/pairs.py); themes from the shop's categories, learned from
+titles, or a preset, as RECS_THEMES says (app/features/themes.py).
 
 The features (medians are over purchase lines, not weighted by quantity):
 
@@ -21,7 +22,7 @@ The features (medians are over purchase lines, not weighted by quantity):
 - user_item_feature: per shopper and item, baskets, units, first and last basket, and
   median_repurchase_gap_days, the median gap between consecutive baskets holding the item.
 - item_pair: see app/features/pairs.py. item_embedding: app/features/embeddings.py.
-  item.theme: app/features/themes.py.
+  item.theme and item_feature.theme_source: app/features/themes.py (NULL theme: none).
 
 Readers keep seeing the previous features until the transaction commits (rows are deleted and
 inserted, not truncated). The ingest lock is held throughout, so an ingest and a features run
@@ -37,10 +38,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import psycopg
 
+from app.config import ThemeChoice, get_settings
 from app.db.tables import ALL_SHOPPERS
 from app.features import pairs
 from app.features.embeddings import item_title_vectors
-from app.features.themes import FALLBACK_THEME, keyword_theme, neighbour_themes
+from app.features.themes import assign_themes
 from app.ingest.load import INGEST_LOCK_KEY
 
 Progress = Callable[[str], None]
@@ -86,7 +88,7 @@ GROUP BY b.basket, b.user_id, l.item_id, b.at;
 
 THEMES = """
 CREATE TEMPORARY TABLE feature_theme (
-    item_id bigint PRIMARY KEY, theme text NOT NULL, source text NOT NULL
+    item_id bigint PRIMARY KEY, theme text, source text NOT NULL
 ) ON COMMIT DROP
 """
 UPDATE_THEMES = """
@@ -194,9 +196,10 @@ class FeatureReport:
     """What a run produced: row counts per table, theme coverage, and where the time went."""
 
     rows: dict[str, int] = field(default_factory=dict)
+    # The theme source used (RECS_THEMES, with auto resolved), items per theme and per source.
+    theme_choice: ThemeChoice = "none"
     themes: Counter[str] = field(default_factory=Counter)
-    themed_by_keyword: int = 0
-    themed_by_neighbours: int = 0
+    theme_sources: Counter[str] = field(default_factory=Counter)
     titles_embedded: int = 0
     # Highest typical price in each price band, band 0 first.
     price_band_tops: list[float] = field(default_factory=list)
@@ -204,9 +207,13 @@ class FeatureReport:
     seconds: float = 0.0
 
 
-def build_features(conn: psycopg.Connection, progress: Progress | None = None) -> FeatureReport:
-    """Replace the contents of every feature table and item.theme, all or nothing."""
+def build_features(
+    conn: psycopg.Connection, progress: Progress | None = None, themes: ThemeChoice | None = None
+) -> FeatureReport:
+    """Replace the contents of every feature table and item.theme, all or nothing. Themes come
+    from `themes`, or when None from the configured RECS_THEMES."""
     started = time.perf_counter()
+    theme_choice = get_settings().themes if themes is None else themes
     report = FeatureReport()
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK_KEY,))
@@ -219,7 +226,7 @@ def build_features(conn: psycopg.Connection, progress: Progress | None = None) -
         with _timed(report, "baskets", progress):
             cur.execute(BASKETS)
         with _timed(report, "themes", progress):
-            _themes(conn, report, progress)
+            _themes(conn, theme_choice, report, progress)
         with _timed(report, "item features", progress):
             cur.execute(ITEM_FEATURES)
             tops = cur.execute(
@@ -253,26 +260,31 @@ def _timed(report: FeatureReport, name: str, progress: Progress | None) -> Itera
     report.step_seconds[name] = time.perf_counter() - started
 
 
-def _themes(conn: psycopg.Connection, report: FeatureReport, progress: Progress | None) -> None:
-    items = conn.execute("SELECT id, title, display_title FROM item ORDER BY id").fetchall()
-    item_ids = [item_id for item_id, _, _ in items]
-    by_keyword = [keyword_theme(title) for _, title, _ in items]
-    vectors, report.titles_embedded = item_title_vectors(
-        conn, item_ids, [display for _, _, display in items], progress
+def _themes(
+    conn: psycopg.Connection, choice: ThemeChoice, report: FeatureReport, progress: Progress | None
+) -> None:
+    items = conn.execute(
+        "SELECT id, title, display_title, category FROM item ORDER BY id"
+    ).fetchall()
+    item_ids = [item_id for item_id, _, _, _ in items]
+    display_titles = [display for _, _, display, _ in items]
+    # Every choice stores the vectors: training and serving read them.
+    vectors, report.titles_embedded = item_title_vectors(conn, item_ids, display_titles, progress)
+    found = assign_themes(
+        choice,
+        titles=[title for _, title, _, _ in items],
+        display_titles=display_titles,
+        categories=[category for _, _, _, category in items],
+        vectors=vectors,
     )
-    themes = neighbour_themes(vectors, by_keyword)
-    sources = [
-        "keyword" if keyword else "fallback" if theme == FALLBACK_THEME else "neighbours"
-        for keyword, theme in zip(by_keyword, themes, strict=True)
-    ]
     conn.execute(THEMES)
     with conn.cursor().copy("COPY feature_theme (item_id, theme, source) FROM STDIN") as copy:
-        for row in zip(item_ids, themes, sources, strict=True):
+        for row in zip(item_ids, found.themes, found.sources, strict=True):
             copy.write_row(row)
     conn.execute(UPDATE_THEMES)
-    report.themes = Counter(themes)
-    report.themed_by_keyword = sources.count("keyword")
-    report.themed_by_neighbours = sources.count("neighbours")
+    report.theme_choice = found.choice
+    report.themes = Counter(theme for theme in found.themes if theme is not None)
+    report.theme_sources = Counter(found.sources)
 
 
 def _int_columns(conn: psycopg.Connection, query: str, columns: int) -> pairs.IntArray:

@@ -1,327 +1,239 @@
-"""A readable theme for every item, from its title.
+"""A readable theme for each item, from the shop's own data (RECS_THEMES picks the source).
 
-Two passes:
+- **category**: the shop's `item.category`, a path such as "Kitchen > Mugs" or one level. The
+  catalogue's separator is the first of ">", "|", "/" that any of its categories holds (so a
+  "/" inside a level name survives in a ">" catalogue). Each level is cleaned: HTML entities
+  decoded, control characters dropped, whitespace collapsed, capped at `MAX_LEVEL_CHARS` at a
+  word boundary. Leading levels that every categorised item shares are skipped (a root such as
+  "All products" says nothing). An item's theme is the deepest level of its path that at least
+  `MIN_THEME_ITEMS` items share, else its top level; when two chosen levels of different
+  branches have the same name ("Women > Shoes", "Men > Shoes"), both show their parent too.
+  An item without a category gets no theme: a guessed category would be stated as a fact.
+- **learned**: k-means over the MiniLM title vectors (k about sqrt(items / 2), seeded), each
+  cluster named by its most distinctive words, c-TF-IDF style: the share of the cluster's titles
+  holding a word times log(1 + mean words per cluster / the word's count in all clusters), so a
+  word frequent in the cluster and rare elsewhere wins. Words are letters only (no numbers), not
+  English stop words, and in at least two of the cluster's titles; a name is the best word, and
+  the next one when it scores at least half as much ("Mug and Teapot"), each written as the
+  titles most often spell it. A catalogue of fewer than `MIN_LEARNED_ITEMS` items, a cluster of
+  fewer than `MIN_THEME_ITEMS` and a cluster with no such word get no theme.
+- **auto**: category when at least `AUTO_CATEGORY_SHARE` of the items carry one, else learned.
+- **none**: no item has a theme.
+- **uk-gift**: the demo shop's keyword rules and neighbour vote (app/features/uk_gift.py).
 
-1. **Keyword rules.** `TAXONOMY` lists the themes of this gift shop in priority order. A title is
-   upper-cased and split into words (apostrophes dropped, every other non-alphanumeric character
-   separates words, so "T-LIGHT" reads as the words "T LIGHT"). The first theme, in `TAXONOMY`
-   order, one of whose keywords (a word or a run of words) occurs in the title and none of whose
-   `unless` phrases do, is the item's theme. Seasonal themes come first (a Christmas gift bag is a
-   Christmas item), then specific product kinds, then broad ones, so the order settles overlaps.
-2. **Neighbours.** An item no rule matches takes the theme of its nearest keyword-themed items in
-   MiniLM title-embedding space: the `NEIGHBOURS` most cosine-similar ones vote, each with weight
-   equal to its similarity; the heaviest theme wins, ties going to the earlier theme in
-   `TAXONOMY`. When no item of the catalogue matches a rule, every item gets `FALLBACK_THEME`.
+An item without a theme has `item.theme` NULL and so no theme evidence.
 """
 
+import html
+import math
 import re
+import unicodedata
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.cluster import KMeans
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-NEIGHBOURS = 5
-FALLBACK_THEME = "Gifts"
+from app.config import ThemeChoice
+from app.features import uk_gift
+
+# How an item's theme was chosen (item_feature.theme_source; its CHECK lists the same).
+ThemeSource = Literal["category", "learned", "keyword", "neighbours", "none"]
+SOURCES: tuple[ThemeSource, ...] = get_args(ThemeSource)
+
+MIN_THEME_ITEMS = 3
+MIN_LEARNED_ITEMS = 20
+# A second word joins a learned name only when it scores at least this share of the first.
+SECOND_WORD_SHARE = 0.5
+MAX_LEARNED_THEMES = 60
+AUTO_CATEGORY_SHARE = 0.5
+MAX_LEVEL_CHARS = 48
+SEPARATORS = (">", "|", "/")
+SEED = 0
+
+_WORD = re.compile(r"[^\W\d_]{2,}")  # two or more letters: no numbers, no underscores
 
 
 @dataclass(frozen=True)
-class Theme:
-    name: str
-    keywords: tuple[str, ...]
-    unless: tuple[str, ...] = ()
+class Themes:
+    """The theme of each item (None: no theme) and how it was chosen, in the input's order;
+    `choice` is the source used (auto resolved to category or learned)."""
+
+    choice: ThemeChoice
+    themes: list[str | None]
+    sources: list[ThemeSource]
 
 
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
-
-TAXONOMY: tuple[Theme, ...] = (
-    Theme(
-        "Christmas decorations",
-        _words(
-            "CHRISTMAS XMAS NOEL ADVENT REINDEER SANTA SANTAS SNOWMAN SNOWFLAKE SNOWFLAKES"
-            " BAUBLE BAUBLES NATIVITY SLEIGH SLEIGHBELL TINSEL MISTLETOE ROBIN STOCKING"
-        ),
-    ),
-    Theme("Easter", _words("EASTER CHICK CHICKS BUNNY BUNNIES")),
-    Theme("Lunch bags and boxes", ("LUNCH BAG", "LUNCH BOX", "LUNCHBOX", "SNACK BOX")),
-    Theme(
-        "Hot water bottles and warmers",
-        ("HOT WATER BOTTLE", "HOT WATER BOTTLES", "HAND WARMER", "WARMER", "HEAT PACK"),
-    ),
-    Theme(
-        "Party and bunting",
-        (
-            *_words(
-                "PARTY BUNTING NAPKINS NAPKIN BALLOON BALLOONS CONFETTI STRAWS CRACKER CRACKERS"
-            ),
-            *("PAPER PLATES", "PAPER PLATE", "PAPER CUPS", "PAPER CUP", "PAPER CHAIN"),
-            *("COCKTAIL", "DOILIES", "PLACE SETTING", "PLACE SETTINGS", "CAKE CANDLES", "FLAG"),
-            *("FAN", "FLAGS", "DISCO BALL", "PENNANT"),
-        ),
-    ),
-    Theme(
-        "Cake and baking",
-        (
-            *("CAKE CASES", "CAKE CASE", "CAKE STAND", "CAKE TIN", "CAKE TINS", "CAKE MOULD"),
-            *_words("BAKING CUPCAKE CUPCAKES COOKIE CUTTER CUTTERS MUFFIN ICING JELLY MOULD"),
-            *("RECIPE", "CAKE PLATE", "CAKE FORKS", "CAKESTAND", "PETIT FOUR CASES", "CAKE SLICE"),
-        ),
-    ),
-    Theme(
-        "Candles and T-lights",
-        (
-            *_words("CANDLE CANDLES CANDLEHOLDER CANDLESTICK TLIGHT TLIGHTS TEALIGHT TEALIGHTS"),
-            *_words("LANTERN LANTERNS VOTIVE CANDELABRA CANDLEPOT CANDLEPOTS CANDLESTAND"),
-            *_words("CANDLEHLDR SCENTCANDLE CHOCOLATECANDLE PAPERLANTERNS MATCHES LIGHTERS"),
-            *("T LIGHT", "T LIGHTS", "TEA LIGHT", "TEA LIGHTS", "LIGHT HOLDER"),
-        ),
-    ),
-    Theme(
-        "Incense and fragrance",
-        _words("INCENSE SACHET SACHETS FRAGRANCE POTPOURRI DIFFUSER BURNER OIL SCENTED SCENT"),
-    ),
-    Theme(
-        "Jewellery",
-        (
-            *_words("NECKLACE NECKLACES NECKL BRACELET BRACELETS BANGLE BANGLES EARRINGS"),
-            *_words("PENDANT BROOCH JEWELLERY JEWEL CHOKER ANKLET TIARA CHARM CHARMS"),
-            *_words(
-                "HAIRCLIP HAIRCLIPS HAIRBAND HAIRBANDS HAIRSLIDE SCRUNCHIE NECKLAC EARRING LARIAT"
-            ),
-            *("BEAD CHAIN", "DIAMANTE CHAIN"),
-            *("HAIR", "RING"),
-        ),
-        unless=("KEY RING", "NAPKIN RING", "CANDLE RING"),
-    ),
-    Theme(
-        "Lights and lamps",
-        (
-            *_words("LIGHTS LAMP LAMPS LAMPSHADE CHANDELIER NIGHTLIGHT LIGHTBULB LED TORCH"),
-            *("LIGHT CHAIN", "NIGHT LIGHT", "TABLE LIGHT", "LIGHT GARLAND", "STRING LIGHTS"),
-        ),
-    ),
-    Theme("Clocks", _words("CLOCK CLOCKS")),
-    Theme(
-        "Bags and purses",
-        (
-            *_words("BAG BAGS PURSE PURSES HANDBAG TOTE SHOPPER BACKPACK RUCKSACK WALLET"),
-            *_words("WASHBAG SATCHEL HOLDALL"),
-        ),
-        unless=("GIFT BAG", "GIFT BAGS", "PEG BAG"),
-    ),
-    Theme(
-        "Children's toys and games",
-        (
-            *_words("TOY TOYS GAME GAMES JIGSAW PUZZLE DOLL DOLLS DOLLHOUSE SKITTLES KITE"),
-            *_words("TEDDY DOMINOES DOMINO YOYO MARBLES PLAYHOUSE SPINNING"),
-            *("PLAYING CARDS", "SOFT TOY", "DRAWING SLATE", "WATER PISTOL", "BUBBLES"),
-            *_words("TATTOOS WINDMILL RATTLE PUPPET KALEIDOSCOPE BADGES HELICOPTER INFLATABLE"),
-            *("CREEPY CRAWLIES", "CREEPY CRAWLIE", "GLOW IN DARK", "NAUGHTS CROSSES"),
-            *("JACOBS LADDER", "COLOURING", "STENCIL", "LUDO", "SNAKES LADDERS", "SKIPPING ROPE"),
-            *("RACING CAR", "ROCKING HORSE", "MODELLING CLAY", "PAINT SET", "FARM ANIMAL"),
-            *("PIGGY BANK", "MONEY BANK", "GIFT SET", "LOLLY MAKERS"),
-        ),
-        unless=("DOORSTOP",),
-    ),
-    Theme(
-        "Cards and wrap",
-        (
-            *_words("CARD CARDS WRAP WRAPS ENVELOPE ENVELOPES TAGS"),
-            *("GIFT TAG", "GIFT BAG", "GIFT BAGS", "GIFT WRAP", "TISSUE PAPER", "WRAPPING"),
-        ),
-        unless=("CARD HOLDER", "CARD WALLET", "CARD KIT"),
-    ),
-    Theme(
-        "Stationery",
-        (
-            *_words("NOTEBOOK NOTEBOOKS NOTEPAD NOTEPADS PENCIL PENCILS PEN PENS RULER ERASER"),
-            *_words("ERASERS DIARY CALENDAR STICKERS STICKER STATIONERY JOURNAL SHARPENER"),
-            *_words("HIGHLIGHTER CRAYONS CHALK MEMO BOOKMARK SKETCHBOOK MEMOBOARD BLACKBOARD"),
-            *_words("CHALKBOARD CALCULATOR PAPERWEIGHT POSTCARD BOOKCOVER TAPE STAMP"),
-            *("HOLE PUNCH", "POCKET BOOK", "OFFICE TIDY", "LETTER HOLDER", "RUBBER", "TAPES"),
-            *("EXERCISE BOOK", "EXERCISE BOOKS", "SCRAP BOOK"),
-            *("NOTE BOOK", "ADDRESS BOOK", "PENCIL CASE", "WRITING SET", "TO DO LIST"),
-        ),
-        unless=("MEASURING TAPE", "TAPE MEASURE"),
-    ),
-    Theme(
-        "Mugs and cups",
-        (
-            *_words("MUG MUGS BEAKER BEAKERS TEACUP TEACUPS"),
-            *("CUP AND SAUCER", "CUP SAUCER", "CUPS AND SAUCERS"),
-        ),
-    ),
-    Theme(
-        "Kitchen and dining",
-        (
-            *_words("PLATE PLATES BOWL BOWLS DISH DISHES TRAY TRAYS JUG TEAPOT COASTER"),
-            *_words("COASTERS PLACEMAT PLACEMATS CUTLERY APRON SPOON SPOONS CHOPSTICKS"),
-            *_words("KITCHEN PANTRY PAN SAUCEPAN TUMBLER TUMBLERS GOBLET GOBLETS FLASK"),
-            *_words("SAUCER CUP CUPS BOTTLE TOWEL COLANDER SIEVE WHISK GRATER TIMER SCALES"),
-            *_words("TEASPOONS FORK FORKS KNIFE KNIVES BREADBOARD CAFETIERE"),
-            *("EGG CUP", "TEA COSY", "TEA TOWEL", "OVEN GLOVE", "CHOPPING BOARD"),
-            *("WINE GLASS", "DRINKING GLASS", "CHAMPAGNE GLASS", "SUGAR BOWL", "JAM JAR"),
-            *("WASHING UP", "BUTTER DISH", "BREAD BIN", "TEA SET", "PICNIC", "FOOD COVER"),
-            *_words("SQUEEZER LADLE TONGS TOASTRACK TABLECLOTH UTENSIL CHALICE COFFEE"),
-            *("EGG HOLDER", "MILKSHAKE GLASS", "EGG COSY", "TEA GLASS", "SALT AND PEPPER"),
-            *_words("STRAINER SERVERS DISPENSER PLATTER MITT POPCORN APERITIF FRUITBOWL FOODCOVER"),
-            *("ICE LOLLY", "COOKING SET", "BREAKFAST SET", "JAM MAKING"),
-            *("TEA TOWELS", "TABLE CLOTH", "TABLECLOTH", "TABLE RUN"),
-        ),
-        unless=("SOAP DISH", "BATHROOM"),
-    ),
-    Theme(
-        "Storage tins and boxes",
-        (
-            *_words("TIN TINS STORAGE BOX BOXES JAR JARS BASKET BASKETS HAMPER CHEST CRATE"),
-            *_words("CONTAINER CONTAINERS TRUNK CADDY BUCKET BUCKETS BIN CASE"),
-        ),
-    ),
-    Theme(
-        "Bath and beauty",
-        (
-            *_words("BATHROOM BATH SOAP SPONGE FLANNEL TOILET TOOTHBRUSH SHOWER TOWELS TISSUES"),
-            *_words("COSMETIC MAKEUP NAIL PERFUME HENNA BALM"),
-            "LIP GLOSS",
-        ),
-        unless=("BIRD BATH",),
-    ),
-    Theme(
-        "Garden",
-        (
-            *_words("GARDEN GARDENERS PLANT PLANTS PLANTER PLANTPOT BIRDHOUSE SECATEURS TROWEL"),
-            *_words("SPADE RAKE GNOME THERMOMETER FEEDER GREENHOUSE SEEDS FLOWERPOT POTS"),
-            *_words(
-                "PLANTERS BIRDFEEDER HAMMOCK URN CHIME CHIMES WINDCHIME TWINE WHEELBARROW PAIL"
-            ),
-            *("HERB MARKER", "POTTING", "WASP CATCHER"),
-            *(
-                "WATERING CAN",
-                "BIRD FEEDER",
-                "BIRD TABLE",
-                "PLANT POT",
-                "FLOWER POT",
-                "GROW YOUR OWN",
-            ),
-        ),
-    ),
-    Theme(
-        "Cushions and textiles",
-        (
-            *_words("CUSHION CUSHIONS THROW BLANKET QUILT CURTAIN RUG PATCHWORK DOORSTOP"),
-            *("C COVER", "FILLER PAD"),
-        ),
-    ),
-    Theme("Doormats", _words("DOORMAT DOORMATS MAT MATS")),
-    Theme(
-        "Signs and plaques",
-        (*_words("SIGN SIGNS PLAQUE PLAQUES DOORSIGN"), "DOOR HANGER", "NUMBER TILE"),
-    ),
-    Theme(
-        "Photo frames and albums",
-        (*_words("FRAME FRAMES PHOTOFRAME ALBUM ALBUMS"), "P FRAME", "PHOTO CLIP"),
-    ),
-    Theme("Wall art", ("WALL ART", "CANVAS", "PICTURE")),
-    Theme("Mirrors", _words("MIRROR MIRRORS")),
-    Theme(
-        "Hooks and drawer knobs",
-        (*_words("HOOK HOOKS KNOB KNOBS DRAWERKNOB HANGER HANGERS RACK PEG PEGS"), "KEY HOLDER"),
-    ),
-    Theme(
-        "Key rings and magnets",
-        (*_words("KEYRING KEYRINGS MAGNET MAGNETS"), "KEY RING", "KEY FOB"),
-    ),
-    Theme(
-        "Furniture",
-        (
-            *_words("CHAIR CHAIRS STOOL STOOLS SHELF SHELVES CABINET CABINETS DESK DRAWERS"),
-            *_words("CUPBOARD SIDEBOARD BENCH DRESSER POUFFE"),
-            *("OCCASIONAL TABLE", "SIDE TABLE", "KASHMIRI TABLE", "STEEL TABLE"),
-            "LOVE SEAT",
-        ),
-    ),
-    Theme(
-        "Sewing and crafts",
-        (
-            *_words("SEWING KNITTING CRAFT FELTCRAFT RIBBON RIBBONS KIT BUTTONS SCISSOR SCISSORS"),
-            *("TAPE MEASURE", "MEASURING TAPE", "SEW ON", "IRON ON"),
-        ),
-    ),
-    Theme(
-        "Clothing and accessories",
-        (
-            *_words("SLIPPER SLIPPERS SOCK SOCKS SCARF MUFF MUFFS BIB OVERALL HAT GLOVES MITTENS"),
-            *_words("SUNGLASSES SUNHAT PONCHO MAC JUMPER"),
-        ),
-    ),
-    Theme("Travel accessories", _words("LUGGAGE PASSPORT TRAVEL")),
-    Theme(
-        "Household and laundry",
-        (*_words("LAUNDRY IRONING DUSTER TIDY ORGANISER SWAT PEG DOORBELL"), "TOOL SET"),
-    ),
-    Theme("Umbrellas", _words("UMBRELLA UMBRELLAS PARASOL")),
-    Theme(
-        "Home decorations",
-        (
-            *_words("DECORATION DECORATIONS HANGING ORNAMENT WREATH GARLAND BELL BELLS MOBILE"),
-            *_words("HEART HEARTS LETTERS FIGURE CARDHOLDER"),
-            *("FLYING DUCKS", "CARD HOLDER"),
-        ),
-    ),
-    Theme(
-        "Vases and flowers",
-        (*_words("VASE VASES BOUQUET POSY"), "ARTIFICIAL FLOWER", "ART FLOWER"),
-    ),
-)
-
-THEME_NAMES: tuple[str, ...] = tuple(theme.name for theme in TAXONOMY)
-
-_SEPARATORS = re.compile(r"[^A-Z0-9]+")
-
-
-def title_words(title: str) -> str:
-    """The title as upper-case words separated by single spaces, padded with a space each side."""
-    words = _SEPARATORS.split(title.upper().replace("'", ""))
-    return " " + " ".join(word for word in words if word) + " "
-
-
-def keyword_theme(title: str) -> str | None:
-    """The theme of the first rule in TAXONOMY the title matches, or None."""
-    text = title_words(title)
-    for theme in TAXONOMY:
-        if any(f" {phrase} " in text for phrase in theme.unless):
-            continue
-        if any(f" {keyword} " in text for keyword in theme.keywords):
-            return theme.name
-    return None
-
-
-def neighbour_themes(
+def assign_themes(
+    choice: ThemeChoice,
+    titles: Sequence[str],
+    display_titles: Sequence[str],
+    categories: Sequence[str | None],
     vectors: npt.NDArray[np.float32],
-    themes: Sequence[str | None],
-    k: int = NEIGHBOURS,
-) -> list[str]:
-    """Fill the None entries of `themes` by a similarity-weighted vote of the k most similar
-    themed items. `vectors` are unit-length rows, one per entry of `themes`."""
-    known = {item: theme for item, theme in enumerate(themes) if theme is not None}
-    if not known:
-        return [FALLBACK_THEME] * len(themes)
-    missing = [item for item, theme in enumerate(themes) if theme is None]
-    if not missing:
-        return list(known.values())
-    priority = {name: rank for rank, name in enumerate(THEME_NAMES)}
-    names = sorted(set(known.values()), key=lambda name: priority.get(name, len(priority)))
-    labelled = list(known)
-    labels = np.array([names.index(known[item]) for item in labelled])
-    similarity = vectors[missing] @ vectors[labelled].T
-    # The k most similar themed items; a stable sort keeps catalogue order among equals.
-    nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
-    result = dict(known)
-    for row, item in enumerate(missing):
-        votes = np.zeros(len(names))
-        np.add.at(votes, labels[nearest[row]], similarity[row, nearest[row]])
-        # argmax picks the first maximum: a tie goes to the theme earlier in TAXONOMY.
-        result[item] = names[int(np.argmax(votes))]
-    return [result[item] for item in range(len(themes))]
+) -> Themes:
+    """The themes of a catalogue: per item its source title, display title, category and unit
+    MiniLM title vector (rows of `vectors`)."""
+    if choice == "auto":
+        carried = sum(1 for category in categories if category and clean_level(category))
+        enough = bool(categories) and carried >= AUTO_CATEGORY_SHARE * len(categories)
+        choice = "category" if enough else "learned"
+    if choice == "category":
+        return _labelled(choice, category_themes(categories), "category")
+    if choice == "learned":
+        return _labelled(choice, learned_themes(display_titles, vectors), "learned")
+    if choice == "uk-gift":
+        by_keyword = [uk_gift.keyword_theme(title) for title in titles]
+        themes = uk_gift.neighbour_themes(vectors, by_keyword)
+        sources: list[ThemeSource] = [
+            "keyword" if keyword else "neighbours" if theme else "none"
+            for keyword, theme in zip(by_keyword, themes, strict=True)
+        ]
+        return Themes(choice, themes, sources)
+    return _labelled(choice, [None] * len(titles), "none")
+
+
+def _labelled(choice: ThemeChoice, themes: list[str | None], source: ThemeSource) -> Themes:
+    return Themes(choice, themes, [source if theme else "none" for theme in themes])
+
+
+def clean_level(text: str) -> str:
+    """One category level as shown: entities decoded, control characters dropped, whitespace
+    collapsed, at most MAX_LEVEL_CHARS (cut at a word boundary when there is one)."""
+    text = html.unescape(text)
+    text = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
+    text = " ".join(text.split())
+    if len(text) > MAX_LEVEL_CHARS:
+        cut = text[: MAX_LEVEL_CHARS + 1].rsplit(" ", 1)[0]
+        text = cut if 0 < len(cut) <= MAX_LEVEL_CHARS else text[:MAX_LEVEL_CHARS]
+        text = text.rstrip(" ,;:-&/")
+    return text
+
+
+def category_paths(categories: Sequence[str | None]) -> list[tuple[str, ...] | None]:
+    """Each category as its cleaned levels, top first (None: no category)."""
+    given = [category for category in categories if category]
+    separator = next((s for s in SEPARATORS if any(s in category for category in given)), None)
+    paths: list[tuple[str, ...] | None] = []
+    for category in categories:
+        parts = category.split(separator) if category and separator else [category or ""]
+        levels = tuple(level for level in map(clean_level, parts) if level)
+        paths.append(levels or None)
+    return paths
+
+
+def category_themes(categories: Sequence[str | None]) -> list[str | None]:
+    """The theme of each item from its category (see the module's docstring)."""
+    paths = category_paths(categories)
+    present = [path for path in paths if path is not None]
+    skip = 0
+    while (
+        present
+        and all(len(path) > skip + 1 for path in present)
+        and len({path[skip] for path in present}) == 1
+    ):
+        skip += 1
+    trimmed = [None if path is None else path[skip:] for path in paths]
+    sharing = Counter(path[:depth] for path in trimmed if path for depth in range(1, len(path) + 1))
+    chosen: list[tuple[str, ...] | None] = []
+    for path in trimmed:
+        if path is None:
+            chosen.append(None)
+            continue
+        depths = range(len(path), 0, -1)
+        depth = next((d for d in depths if sharing[path[:d]] >= MIN_THEME_ITEMS), 1)
+        chosen.append(path[:depth])
+    branches: defaultdict[str, set[tuple[str, ...]]] = defaultdict(set)
+    for level in chosen:
+        if level is not None:
+            branches[level[-1]].add(level)
+    return [
+        None
+        if level is None
+        else " > ".join(level[-2:])
+        if len(branches[level[-1]]) > 1
+        else level[-1]
+        for level in chosen
+    ]
+
+
+def cluster_count(items: int) -> int:
+    """How many clusters a catalogue of `items` titles is cut into (0: too few to learn)."""
+    if items < MIN_LEARNED_ITEMS:
+        return 0
+    return min(MAX_LEARNED_THEMES, max(2, round(math.sqrt(items / 2))))
+
+
+def learned_themes(titles: Sequence[str], vectors: npt.NDArray[np.float32]) -> list[str | None]:
+    """Themes learned by clustering the title vectors (see the module's docstring)."""
+    clusters = cluster_count(len(titles))
+    if clusters == 0:
+        return [None] * len(titles)
+    # Fewer distinct titles than clusters would leave clusters empty.
+    clusters = min(clusters, len(np.unique(vectors, axis=0)))
+    labels = KMeans(n_clusters=clusters, n_init=4, random_state=SEED).fit_predict(vectors)
+    names = cluster_names(titles, labels.tolist())
+    return [names.get(label) for label in labels.tolist()]
+
+
+def title_words(title: str) -> list[str]:
+    """The words of a title that may name a theme, as written, each once (in any case)."""
+    words: dict[str, str] = {}
+    for word in _WORD.findall(html.unescape(title)):
+        if word.casefold() not in ENGLISH_STOP_WORDS:
+            words.setdefault(word.casefold(), word)
+    return list(words.values())
+
+
+def cluster_names(titles: Sequence[str], labels: Sequence[int]) -> dict[int, str]:
+    """A name for each cluster of at least MIN_THEME_ITEMS titles that has a distinctive word."""
+    held: defaultdict[int, Counter[str]] = defaultdict(Counter)  # titles holding each word
+    spelt: defaultdict[str, Counter[str]] = defaultdict(Counter)  # how titles write each word
+    sizes = Counter(labels)
+    for title, label in zip(titles, labels, strict=True):
+        for word in title_words(title):
+            held[label][word.casefold()] += 1
+            spelt[word.casefold()][word] += 1
+    overall: Counter[str] = Counter()
+    for counts in held.values():
+        overall.update(counts)
+    mean_words = sum(overall.values()) / max(1, len(sizes))
+    names: dict[int, str] = {}
+    for label, size in sizes.items():
+        if size < MIN_THEME_ITEMS:
+            continue
+        # Best first; a stable sort leaves equal scores in the order the titles first use them.
+        scored = sorted(
+            (
+                ((count / size) * math.log(1 + mean_words / overall[word]), word)
+                for word, count in held[label].items()
+                if count >= 2
+            ),
+            key=lambda pair: -pair[0],
+        )
+        chosen: list[tuple[float, str]] = []
+        for score, word in scored:
+            if chosen and score < SECOND_WORD_SHARE * chosen[0][0]:
+                break
+            if any(_plural_pair(word, other) for _, other in chosen):
+                continue
+            chosen.append((score, word))
+            if len(chosen) == 2:
+                break
+        if chosen:
+            shown = [spelt[word].most_common(1)[0][0] for _, word in chosen]
+            # Capitalise a word only when the shop wrote it in lower case ("iPad" stays).
+            if shown[0].islower():
+                shown[0] = shown[0].capitalize()
+            names[label] = " and ".join(shown)
+    return names
+
+
+def _plural_pair(word: str, other: str) -> bool:
+    """Whether one word is the other's plural ("mug", "mugs"): as a name's second word it
+    would add nothing."""
+    short, long = sorted((word, other), key=len)
+    return long in (short + "s", short + "es")

@@ -164,7 +164,7 @@ def test_popularity_per_country_and_month(
 def test_item_features_price_bands_and_themes(
     conn: psycopg.Connection, ingested: dict[str, int]
 ) -> None:
-    report = build_features(conn)
+    report = build_features(conn, themes="uk-gift")
     name = {item_id: name for name, item_id in ingested.items()}
     rows = conn.execute(
         "SELECT f.item_id, f.price_band, f.typical_price, f.purchases, f.buyers, f.quantity,"
@@ -183,8 +183,19 @@ def test_item_features_price_bands_and_themes(
     ]
     assert PRICE_BANDS[0] == "budget"
     assert report.price_band_tops == [0.42, 1.65, 2.55, 2.95, 12.75]
-    assert (report.themed_by_keyword, report.themed_by_neighbours) == (4, 1)
+    assert report.theme_choice == "uk-gift"
+    assert report.theme_sources == {"keyword": 4, "neighbours": 1}
     assert conn.execute("SELECT count(*) FROM item WHERE theme IS NULL").fetchone() == (0,)
+
+
+def test_five_uncategorised_items_are_too_few_to_learn_themes(
+    conn: psycopg.Connection, ingested: dict[str, int]
+) -> None:
+    build_features(conn, themes="uk-gift")
+    # auto: no categories, so learned; five titles are too few, and the old themes go.
+    report = build_features(conn, themes="auto")
+    assert (report.theme_choice, report.theme_sources) == ("learned", {"none": 5})
+    assert conn.execute("SELECT count(*) FROM item WHERE theme IS NOT NULL").fetchone() == (0,)
 
 
 def test_title_vectors_are_stored_and_reused(
@@ -278,7 +289,7 @@ def test_only_purchases_count(conn: psycopg.Connection, database_url: str, tmp_p
         ],
     )
     assert run_ingest(database_url, events).returncode == 0
-    build_features(conn)
+    build_features(conn, themes="uk-gift")
     rows = conn.execute(
         "SELECT i.sku, i.theme, f.purchases, f.buyers, f.price_band, f.typical_price"
         " FROM item_feature f JOIN item i ON i.id = f.item_id ORDER BY i.sku"
@@ -292,3 +303,76 @@ def test_only_purchases_count(conn: psycopg.Connection, database_url: str, tmp_p
         "SELECT u.external_id, f.baskets FROM user_feature f JOIN app_user u ON u.id = f.user_id"
     ).fetchall()
     assert shoppers == [("u1", 1)]
+
+
+EVENTS_HEADER = "user_id,item_id,occurred_at,event,quantity,price,title,category"
+
+
+def shop_events(items: list[tuple[str, str, str]]) -> list[str]:
+    """One purchase per item (sku, title, category) by shopper s1, a minute apart."""
+    return [EVENTS_HEADER] + [
+        f"s1,{sku},2024-03-01T10:{n:02d}:00Z,purchase,1,4.50,{title},{category}"
+        for n, (sku, title, category) in enumerate(items)
+    ]
+
+
+def themes_by_sku(conn: psycopg.Connection) -> dict[str, tuple[str | None, str]]:
+    rows = conn.execute(
+        "SELECT i.sku, i.theme, f.theme_source FROM item i JOIN item_feature f ON f.item_id = i.id"
+    ).fetchall()
+    return {sku: (theme, source) for sku, theme, source in rows}
+
+
+def test_themes_from_the_shops_category_paths(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    items = [
+        ("m1", "Blue Mug", "Home &amp; Kitchen > Mugs"),
+        ("m2", "Red Mug", "Home &amp; Kitchen > Mugs"),
+        ("m3", "Tall Mug", "Home &amp; Kitchen > Mugs"),
+        ("t1", "Teapot", "Home &amp; Kitchen > Teapots"),  # alone: its parent's theme
+        ("g1", "Hose", "Garden"),
+        ("x1", "Mystery Box", ""),  # no category: no theme
+    ]
+    assert (
+        run_ingest(database_url, write(tmp_path / "shop.csv", shop_events(items))).returncode == 0
+    )
+    report = build_features(conn, themes="auto")
+    assert report.theme_choice == "category"
+    assert themes_by_sku(conn) == {
+        "m1": ("Mugs", "category"),
+        "m2": ("Mugs", "category"),
+        "m3": ("Mugs", "category"),
+        "t1": ("Home & Kitchen", "category"),
+        "g1": ("Garden", "category"),
+        "x1": (None, "none"),
+    }
+    build_features(conn, themes="none")
+    assert set(themes_by_sku(conn).values()) == {(None, "none")}
+
+
+def test_themes_learned_from_titles(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    colours = ["Red", "Blue", "Green", "White", "Black", "Yellow", "Pink", "Grey"]
+    kinds = {"mug": "Ceramic Coffee Mug", "lamp": "Bedside Reading Lamp", "sock": "Wool Socks"}
+    items = [
+        (f"{kind}{n}", f"{colour} {title} {n + 1}", "")
+        for kind, title in kinds.items()
+        for n, colour in enumerate(colours)
+    ]
+    assert (
+        run_ingest(database_url, write(tmp_path / "shop.csv", shop_events(items))).returncode == 0
+    )
+    report = build_features(conn, themes="auto")
+    assert report.theme_choice == "learned"
+    found = themes_by_sku(conn)
+    by_kind = {kind: {found[f"{kind}{n}"] for n in range(len(colours))} for kind in kinds}
+    assert all(len(themes) == 1 for themes in by_kind.values()), by_kind
+    names = {theme for ((theme, source),) in by_kind.values() if source == "learned"}
+    assert len(names) == 3, by_kind
+    for kind, ((name, _),) in by_kind.items():
+        assert name is not None
+        # Named by words of the group's titles, never a colour (every group has them) or number.
+        assert set(name.split(" and ")) <= set(kinds[kind].split()), name
+    assert build_features(conn, themes="learned").themes == report.themes  # deterministic
