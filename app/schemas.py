@@ -5,15 +5,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.ingest.cleaning import MAX_ID_CHARS
+
 MAX_K = 100
-# The largest item id: JavaScript's Number.MAX_SAFE_INTEGER, so that every id survives a JSON
-# round trip through a browser (and a fuzzer's float arithmetic) unchanged.
-MAX_ITEM_ID = 2**53 - 1
-# An item id, bounded in the schema itself, so clients and fuzzers see the rule.
-ItemId = Annotated[int, Field(ge=1, le=MAX_ITEM_ID)]
+# A shop's own id of an item (its SKU) or a shopper, as the ingest stores it (at most
+# MAX_ID_CHARS, whitespace runs folded to one space, none at either end): printable ASCII,
+# single spaces inside, e.g. "85123A", "B0091JKVU0", "sku-12_3/x", "user@shop.example".
 # ASCII only, spelled out: `\w` means more in Python's regexes than in the schema's (ECMA-262),
-# and look-alike letters from other scripts have no place in an id.
-USER_ID_PATTERN = r"^[A-Za-z0-9_.@:+-]+$"
+# and look-alike letters from other scripts have no place in an id. In a path, an id is
+# percent-encoded as one segment (encodeURIComponent); a "/" in it may also go unencoded.
+SHOP_ID_PATTERN = r"^[!-~]+( [!-~]+)*$"
+ShopId = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=MAX_ID_CHARS, pattern=SHOP_ID_PATTERN,
+        examples=["85123A", "B0091JKVU0"],
+    ),
+]  # fmt: skip
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_.:+-]+$"
 
 
@@ -22,19 +30,21 @@ class Strict(BaseModel):
 
 
 class RecommendRequest(Strict):
-    user_id: str | None = Field(
-        None, min_length=1, max_length=64, pattern=USER_ID_PATTERN,
-        description="The shopper's id; omit for an anonymous session.",
-    )  # fmt: skip
-    item_ids: list[ItemId] = Field(
-        [], max_length=50, description="Items of the current session (viewed, in the cart)."
+    user_id: ShopId | None = Field(
+        None, description="The shopper's id; omit for an anonymous session."
+    )
+    item_ids: list[ShopId] = Field(
+        [],
+        max_length=50,
+        description="Items of the current session (viewed, in the cart); ids the model does"
+        " not know are left out.",
     )
     country: str | None = Field(
         None, max_length=64, description="Country of an anonymous or new shopper."
     )
     k: int = Field(10, ge=1, le=MAX_K)
     exclude_purchased: bool = Field(False, description="Leave out items the shopper bought.")
-    exclude: list[ItemId] = Field([], max_length=500, description="Item ids never to return.")
+    exclude: list[ShopId] = Field([], max_length=500, description="Item ids never to return.")
     theme: str | None = Field(None, max_length=100, description="Only items of this theme.")
     min_price: float | None = Field(
         None, ge=0, description="Only items at this price or more (none above max_price)."
@@ -62,8 +72,7 @@ class RecommendBody(RecommendRequest):
 
 
 class Item(BaseModel):
-    item_id: int
-    sku: str
+    item_id: str = Field(description="The shop's own id of the item (its SKU).")
     title: str
     price: float | None = Field(description="Typical price paid, in the shop's currency.")
     theme: str | None
@@ -76,7 +85,9 @@ class Fact(BaseModel):
         description="anchor, co_purchase, shared_theme, price, popularity, repurchase"
     )
     text: str = Field(description="The fact in plain words.")
-    data: dict[str, Any] = Field(description="The fact's numbers and ids.")
+    data: dict[str, Any] = Field(
+        description="The fact's numbers and ids (`item_id`: the shop's id of the item)."
+    )
 
 
 class RecommendedItem(Item):
@@ -140,8 +151,8 @@ class Event(Strict):
         pattern=EVENT_ID_PATTERN,
         description="Client idempotency key.",
     )
-    user_id: str = Field(min_length=1, max_length=64, pattern=USER_ID_PATTERN)
-    item_id: int = Field(ge=1, le=MAX_ITEM_ID)
+    user_id: ShopId
+    item_id: ShopId
     event: Literal["view", "click", "add_to_cart", "purchase"]
     quantity: int = Field(1, ge=1, le=100_000)
     price: float | None = Field(

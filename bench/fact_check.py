@@ -80,6 +80,8 @@ async def serve(
     )  # fmt: skip
     served = []
     async with offline_service(config) as service:
+        # Responses name items by the shop's id; the checker reads rows by the database's.
+        ids = {entry.sku: entry.item_id for entry in service.catalog.items if entry is not None}
         for user in tqdm(users, desc=f"serving ({writer})", unit="shopper"):
             for exclude in (False, True):
                 request = RecommendRequest(
@@ -88,7 +90,7 @@ async def serve(
                 response = await service.recommend("fact-check", request)
                 assert not isinstance(response, bytes)  # the list cache is off
                 served += [
-                    (user, item.item_id, item.reason or "", item.reason_writer or "")
+                    (user, ids[item.item_id], item.reason or "", item.reason_writer or "")
                     for item in response.items
                 ]
     return served

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import psycopg
@@ -205,8 +206,11 @@ def prime(base: str, paths: list[str]) -> None:
 
 def main() -> None:
     shoppers = active_shoppers()
-    recommend = [f"/v1/recommend?user_id={u}&k=10" for u in shoppers]
-    with_reasons = [f"/v1/recommend?user_id={u}&k=10&with_reasons=true" for u in shoppers]
+    recommend = [f"/v1/recommend?{urlencode({'user_id': u, 'k': 10})}" for u in shoppers]
+    with_reasons = [
+        f"/v1/recommend?{urlencode({'user_id': u, 'k': 10, 'with_reasons': 'true'})}"
+        for u in shoppers
+    ]
     results: dict[str, dict[str, Any]] = {}
     # A Redis of the run's own: the as-served run starts with nothing cached, and the machine's
     # Redis keeps what it holds.
@@ -224,7 +228,8 @@ def main() -> None:
                 for path in with_reasons:
                     body = client.get(path).json()
                     item = body["items"][0]["item_id"]
-                    explain.append(f"/v1/explain?user_id={body['user_id']}&item_id={item}")
+                    query = urlencode({"user_id": body["user_id"], "item_id": item})
+                    explain.append(f"/v1/explain?{query}")
             prime(base, explain)
             results["/v1/recommend?with_reasons=true, cached"] = wrk(
                 base, pid, with_reasons, folder

@@ -8,6 +8,7 @@ which app/openapi.py puts into the schema that /docs shows. Only reads: no event
 import json
 import sys
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -33,6 +34,7 @@ def main(base: str = "http://127.0.0.1:8000", shopper: str = "14911") -> None:
 
     recommended = get("/v1/recommend", user_id=shopper, k=3, with_reasons=True)
     item_id = recommended["items"][0]["item_id"]
+    item_path = f"/v1/items/{quote(item_id, safe='')}"  # the shop's id, one path segment
     session = {"item_ids": [item_id], "k": 2, "exclude": [recommended["items"][1]["item_id"]]}
     examples = {
         "GET /v1/recommend": {"response": recommended},
@@ -41,10 +43,10 @@ def main(base: str = "http://127.0.0.1:8000", shopper: str = "14911") -> None:
             "response": client.post("/v1/recommend", json=session).json(),
         },
         "GET /v1/explain": {"response": get("/v1/explain", user_id=shopper, item_id=item_id)},
-        "GET /v1/items/{item_id}": {"response": get(f"/v1/items/{item_id}")},
-        "GET /v1/items/{item_id}/similar": {"response": get(f"/v1/items/{item_id}/similar", k=2)},
+        "GET /v1/items/{item_id}": {"response": get(item_path)},
+        "GET /v1/items/{item_id}/similar": {"response": get(f"{item_path}/similar", k=2)},
         "GET /v1/shoppers/{user_id}/history": {
-            "response": get(f"/v1/shoppers/{shopper}/history", limit=2)
+            "response": get(f"/v1/shoppers/{quote(shopper, safe='')}/history", limit=2)
         },
         "GET /v1/shoppers/sample": {"response": get("/v1/shoppers/sample", n=2)},
         "POST /v1/events": {

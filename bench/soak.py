@@ -38,6 +38,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import psycopg
@@ -69,15 +70,15 @@ class Tally:
     duplicates: int = 0
     resent: int = 0  # events sent a second time
     versions: Counter[str] = field(default_factory=Counter)
-    recommended: dict[str, list[int]] = field(default_factory=dict)
+    recommended: dict[str, list[str]] = field(default_factory=dict)
 
     def note(self, kind: str, started: float, status: int) -> None:
         self.latencies.setdefault(kind, []).append(time.perf_counter() - started)
         self.statuses[status] += 1
 
 
-def catalogue(database_url: str, models_dir: Path) -> tuple[list[str], list[int]]:
-    """The most active shoppers, and the items the serving model knows."""
+def catalogue(database_url: str, models_dir: Path) -> tuple[list[str], list[str]]:
+    """The most active shoppers, and the shop's ids of the items the serving model knows."""
     skus = json.loads((latest_version(models_dir / "two_tower") / "id_maps.json").read_text())
     with psycopg.connect(libpq_url(database_url)) as conn:
         users = [
@@ -86,7 +87,7 @@ def catalogue(database_url: str, models_dir: Path) -> tuple[list[str], list[int]
                 " ORDER BY f.baskets DESC, u.external_id LIMIT %s", (SHOPPERS,),
             )
         ]  # fmt: skip
-        rows = conn.execute("SELECT id FROM item WHERE sku = ANY(%s)", (skus["item_skus"],))
+        rows = conn.execute("SELECT sku FROM item WHERE sku = ANY(%s)", (skus["item_skus"],))
         items = [i for (i,) in rows]
     return users, items
 
@@ -103,7 +104,7 @@ def admin_key(database_url: str) -> str:
 
 async def one_request(
     client: httpx.AsyncClient, rng: random.Random, tally: Tally, users: list[str],
-    items: list[int], run: str, key: str,
+    items: list[str], run: str, key: str,
 ) -> None:  # fmt: skip
     user = rng.choice(users)
     roll = rng.random()
@@ -122,7 +123,8 @@ async def one_request(
         answer = await client.get("/v1/explain", params={"user_id": user, "item_id": item})
     elif roll < 0.65:
         kind = "similar"
-        answer = await client.get(f"/v1/items/{rng.choice(items)}/similar", params={"k": 10})
+        item = quote(rng.choice(items), safe="")  # one path segment, whatever the id holds
+        answer = await client.get(f"/v1/items/{item}/similar", params={"k": 10})
     elif roll < 0.75:
         kind = "session"
         session = rng.sample(items, rng.randint(1, 5))
@@ -153,7 +155,7 @@ async def one_request(
 
 
 async def client_loop(
-    base: str, seed: int, deadline: float, tally: Tally, users: list[str], items: list[int],
+    base: str, seed: int, deadline: float, tally: Tally, users: list[str], items: list[str],
     run: str, key: str,
 ) -> None:  # fmt: skip
     rng = random.Random(seed)  # noqa: S311 (a traffic mix, not a secret)

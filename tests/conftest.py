@@ -166,7 +166,7 @@ def serving(
 @dataclass(frozen=True)
 class Shoppers:
     users: list[str]
-    items: list[int]
+    items: list[str]  # the shop's ids
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def shoppers(tiny_world: TinyWorld) -> Shoppers:
     with psycopg.connect(libpq_url(tiny_world.database_url)) as conn:
         users = [u for (u,) in conn.execute("SELECT external_id FROM app_user ORDER BY id LIMIT 8")]
         rows = conn.execute(
-            "SELECT id FROM item WHERE sku = ANY(%s) ORDER BY id LIMIT 8", (skus["item_skus"],)
+            "SELECT sku FROM item WHERE sku = ANY(%s) ORDER BY id LIMIT 8", (skus["item_skus"],)
         )
         items = [i for (i,) in rows]
     return Shoppers(users, items)

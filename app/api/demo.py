@@ -9,10 +9,9 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import Field
 
 from app.deps import ServiceDep
-from app.schemas import MAX_ITEM_ID, USER_ID_PATTERN, Event, EventBatch, EventsAccepted, Strict
+from app.schemas import Event, EventBatch, EventsAccepted, ShopId, Strict
 
 PAGE_DIR = Path(__file__).resolve().parent.parent / "demo"
 # Only our own scripts and styles run on the page, whatever a product title holds.
@@ -34,8 +33,8 @@ async def demo() -> HTMLResponse:
 
 
 class CartAdd(Strict):
-    user_id: str = Field(min_length=1, max_length=64, pattern=USER_ID_PATTERN)
-    item_id: int = Field(ge=1, le=MAX_ITEM_ID)
+    user_id: ShopId
+    item_id: ShopId
 
 
 @router.post("/demo/cart")

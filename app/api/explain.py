@@ -1,13 +1,13 @@
 """/v1/explain: why an item is recommended to a shopper, with the evidence."""
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from app.api.responses import ERRORS, respond
 from app.auth import READS
 from app.deps import RequestIdDep, ServiceDep
-from app.schemas import MAX_ITEM_ID, USER_ID_PATTERN, ExplainResponse
+from app.schemas import ExplainResponse, ShopId
 
 router = APIRouter(prefix="/v1", tags=["explain"], dependencies=[Depends(READS)])
 
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1", tags=["explain"], dependencies=[Depends(READS)]
 async def explain(
     service: ServiceDep,
     request_id: RequestIdDep,
-    user_id: Annotated[str, Query(min_length=1, max_length=64, pattern=USER_ID_PATTERN)],
-    item_id: Annotated[int, Query(ge=1, le=MAX_ITEM_ID)],
+    user_id: ShopId,
+    item_id: ShopId,
 ) -> Any:
     return respond(await service.explain(request_id, user_id, item_id))

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from app.api.responses import ERRORS
 from app.auth import READS
 from app.deps import ServiceDep
-from app.schemas import USER_ID_PATTERN, ShopperHistory, ShopperSample
+from app.schemas import ShopId, ShopperHistory, ShopperSample
 
 router = APIRouter(prefix="/v1/shoppers", tags=["shoppers"], dependencies=[Depends(READS)])
 
@@ -23,7 +23,7 @@ async def sample(service: ServiceDep, n: Annotated[int, Query(ge=1, le=50)] = 12
 
 
 @router.get(
-    "/{user_id}/history",
+    "/{user_id:path}/history",
     summary="A shopper's recent purchases and cart",
     description="Distinct items, most recently bought first, with how many orders held each;"
     " and the cart (items added since the last purchase). 404 for an unknown shopper.",
@@ -31,7 +31,7 @@ async def sample(service: ServiceDep, n: Annotated[int, Query(ge=1, le=50)] = 12
 )
 async def history(
     service: ServiceDep,
-    user_id: Annotated[str, Path(min_length=1, max_length=64, pattern=USER_ID_PATTERN)],
+    user_id: Annotated[ShopId, Path()],
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> ShopperHistory:
     return await service.history(user_id, limit)

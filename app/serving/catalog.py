@@ -1,11 +1,12 @@
 """The items the model can recommend, as the API shows them, aligned to the bundle's item index.
 
-Loaded once at startup from Postgres: the bundle knows items by SKU, the API by database id.
-Items added after the model was trained are not in the bundle and are not recommended until the
-next training run.
+Loaded once at startup from Postgres. The API and the bundle know items by the shop's own id
+(the SKU); code inside the service uses the database id and the bundle index. This is the one
+place that maps between them. Items added after the model was trained are not in the bundle and
+are not recommended until the next training run.
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,8 +21,8 @@ from app.train.data import BoolArray, IntArray
 @dataclass(frozen=True)
 class CatalogItem:
     index: int  # row in the bundle's item vectors
-    item_id: int  # database id, what the API calls item_id
-    sku: str
+    item_id: int  # database id: internal, never shown by the API
+    sku: str  # the shop's own id: what the API calls item_id
     title: str  # display title, readable case
     price: float | None  # typical price paid
     theme: str | None
@@ -47,6 +48,7 @@ class Catalog:
         self.index_of: dict[int, int] = {
             entry.item_id: entry.index for entry in self.items if entry is not None
         }
+        self._index_of_sku = {entry.sku: entry.index for entry in self.items if entry is not None}
         self.price = np.asarray(
             [np.nan if e is None or e.price is None else e.price for e in self.items],
             dtype=np.float64,
@@ -65,6 +67,20 @@ class Catalog:
     def get(self, item_id: int) -> CatalogItem | None:
         index = self.index_of.get(item_id)
         return None if index is None else self.items[index]
+
+    def find(self, sku: str) -> CatalogItem | None:
+        """The item of a shop's id, None if the catalog has no such item."""
+        index = self._index_of_sku.get(sku)
+        return None if index is None else self.items[index]
+
+    def sku_indices(self, skus: Iterable[str]) -> IntArray:
+        """Bundle indices of the shop's ids the catalog knows (unknown ids are skipped)."""
+        found = [self._index_of_sku[s] for s in skus if s in self._index_of_sku]
+        return np.asarray(found, dtype=np.int64)
+
+    def sku_of(self, item_id: int) -> str:
+        """The shop's id of a catalog item's database id."""
+        return self.at(self.index_of[item_id]).sku
 
     def at(self, index: int) -> CatalogItem:
         entry = self.items[index]
@@ -109,3 +125,10 @@ async def load_catalog(conn: AsyncConnection, skus: list[str]) -> Catalog:
     )
     rows = (await conn.execute(query)).all()
     return Catalog(skus, [(row[0], row[1], row[2], row[3], row[4]) for row in rows])
+
+
+async def item_ids_of(conn: AsyncConnection, skus: Collection[str]) -> dict[str, int]:
+    """Database ids of the shop's item ids that the database holds (unknown ids are left out):
+    for writes, which may name an item loaded since the catalog was."""
+    rows = await conn.execute(select(item.c.sku, item.c.id).where(item.c.sku.in_(skus)))
+    return dict(rows.tuples().all())

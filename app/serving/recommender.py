@@ -24,7 +24,7 @@ class Filters:
     theme: str | None = None
     min_price: float | None = None
     max_price: float | None = None
-    exclude: tuple[int, ...] = ()  # item ids
+    exclude: tuple[int, ...] = ()  # bundle indices
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Recommender:
             "history" if len(history.items) else "session" if len(current) else "popular"
         )
         allowed = self.catalog.allowed(filters.theme, filters.min_price, filters.max_price)
-        excluded = [np.flatnonzero(~allowed), current, self.catalog.indices(filters.exclude)]
+        excluded = [np.flatnonzero(~allowed), current, np.asarray(filters.exclude, dtype=np.int64)]
         if filters.exclude_purchased:
             excluded.append(history.purchased)
         top = top_k(scores, filters.k, np.concatenate(excluded))

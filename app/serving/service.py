@@ -35,7 +35,7 @@ from app.schemas import (
     SimilarResponse,
 )
 from app.serving.bundle import Bundle
-from app.serving.catalog import Catalog, CatalogItem
+from app.serving.catalog import Catalog, CatalogItem, item_ids_of
 from app.serving.inference import Batcher, InferencePool
 from app.serving.recommender import Filters, Recommender
 from app.serving.retriever import ScoreRequest
@@ -47,7 +47,6 @@ from app.serving.shoppers import (
     load_shopper,
     record_events,
     sample_shoppers,
-    unknown_items,
 )
 from app.train.data import FloatArray, IntArray
 
@@ -55,10 +54,7 @@ SIMILAR_CO_PURCHASE_WEIGHT = 0.5  # similar items: cosine + this x co-purchase c
 
 
 def as_item(entry: CatalogItem) -> Item:
-    return Item(
-        item_id=entry.item_id, sku=entry.sku, title=entry.title, price=entry.price,
-        theme=entry.theme,
-    )  # fmt: skip
+    return Item(item_id=entry.sku, title=entry.title, price=entry.price, theme=entry.theme)
 
 
 @dataclass
@@ -122,9 +118,10 @@ class Service:
         country = (shopper.country if shopper else None) or req.country
         filters = Filters(
             k=req.k, exclude_purchased=req.exclude_purchased, theme=req.theme,
-            min_price=req.min_price, max_price=req.max_price, exclude=tuple(req.exclude),
+            min_price=req.min_price, max_price=req.max_price,
+            exclude=tuple(self.catalog.sku_indices(req.exclude).tolist()),
         )  # fmt: skip
-        session = self.catalog.indices(req.item_ids)
+        session = self.catalog.sku_indices(req.item_ids)
         now = int(self.now().timestamp())
         request = self.recommender.model_input(history, session, country, now)
         if request is None:
@@ -145,13 +142,32 @@ class Service:
                 shopper, req.user_id, targets, history, session, country
             )
             for item, (written, facts, _) in zip(items, explained, strict=True):
-                item.reason, item.reason_writer, item.evidence = written.text, written.writer, facts
+                item.reason, item.reason_writer = written.text, written.writer
+                item.evidence = self._shown(facts)
             settled = not any(written.transient for written, _, _ in explained)
         response = RecommendResponse(
             request_id=request_id, user_id=req.user_id, source=ranking.source, items=items,
             cached=False, model_versions=self.versions,
         )  # fmt: skip
         return response, settled
+
+    def _shown(self, facts: list[Fact]) -> list[Fact]:
+        """Facts as the API shows them: an item named by the shop's id, not the database's."""
+        return [
+            fact.model_copy(
+                update={"data": {**fact.data, "item_id": self.catalog.sku_of(fact.data["item_id"])}}
+            )
+            if "item_id" in fact.data
+            else fact
+            for fact in facts
+        ]
+
+    def _entry(self, item_id: str) -> CatalogItem:
+        """The catalog item of a shop's item id; unknown: a 404 naming it."""
+        entry = self.catalog.find(item_id)
+        if entry is None:
+            raise NotFound(f"item {item_id!r} is not in the catalog")
+        return entry
 
     async def _evidence(
         self,
@@ -238,18 +254,16 @@ class Service:
         request = RecommendRequest(user_id=user_id, k=k, exclude_purchased=exclude_purchased)
         ranked, _ = await self._recommend("offline", request)
         shopper, history = await self._shopper(user_id)
-        targets = [self.catalog.at(self.catalog.index_of[item.item_id]) for item in ranked.items]
+        targets = [self._entry(item.item_id) for item in ranked.items]
         country = shopper.country if shopper else None
         none = np.zeros(0, dtype=np.int64)
         facts = await self._evidence(shopper, history, targets, none, country)
         return list(zip(targets, facts, strict=True))
 
-    async def explain(self, request_id: str, user_id: str, item_id: int) -> ExplainResponse | bytes:
+    async def explain(self, request_id: str, user_id: str, item_id: str) -> ExplainResponse | bytes:
         """The response, or on a cache hit its stored JSON body as served."""
-        target = self.catalog.get(item_id)
-        if target is None:
-            raise NotFound(f"item {item_id} is not in the catalog")
-        field = str(item_id)
+        target = self._entry(item_id)
+        field = str(target.item_id)
         hit = await self.cache.get_answer("explain", user_id, field)
         if hit is not None:
             return served_from_cache(hit, request_id)
@@ -261,7 +275,7 @@ class Service:
         )
         response = ExplainResponse(
             request_id=request_id, user_id=user_id, item=as_item(target), reason=written.text,
-            evidence=facts, reason_writer=written.writer, cached=cached,
+            evidence=self._shown(facts), reason_writer=written.writer, cached=cached,
             model_versions=self.versions,
         )  # fmt: skip
         if not written.transient:  # a stand-in for a late reason is not kept
@@ -301,18 +315,13 @@ class Service:
             shoppers=[SampledShopper(user_id=u, country=c, orders=o) for u, c, o in rows]
         )
 
-    def item(self, item_id: int) -> Item:
-        entry = self.catalog.get(item_id)
-        if entry is None:
-            raise NotFound(f"item {item_id} is not in the catalog")
-        return as_item(entry)
+    def item(self, item_id: str) -> Item:
+        return as_item(self._entry(item_id))
 
-    async def similar(self, item_id: int, k: int) -> SimilarResponse:
-        entry = self.catalog.get(item_id)
-        if entry is None:
-            raise NotFound(f"item {item_id} is not in the catalog")
+    async def similar(self, item_id: str, k: int) -> SimilarResponse:
+        entry = self._entry(item_id)
         async with self.engine.connect() as conn:
-            confidence = await _co_purchase_confidence(conn, item_id)
+            confidence = await _co_purchase_confidence(conn, entry.item_id)
         pairs = self.recommender.similar(entry.index, max(4 * k, 50))
         scored = [
             (
@@ -347,22 +356,24 @@ class Service:
 
     async def record(self, batch: EventBatch) -> EventsAccepted:
         received = self.now()
-        events = [
-            NewEvent(
-                event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event=e.event,
-                quantity=e.quantity, order_id=e.order_id,
-                price=None if e.price is None else Decimal(f"{e.price:.2f}"),
-                occurred_at=e.occurred_at or received, country=e.country,
-                time_given=e.occurred_at is not None,
-            )
-            for e in batch.events
-        ]  # fmt: skip
         async with self.engine.begin() as conn:
-            missing = await unknown_items(conn, [e.item_id for e in events])
+            # Any item in the database: one ingested since this process loaded its catalog too.
+            ids = await item_ids_of(conn, {e.item_id for e in batch.events})
+            missing = sorted({e.item_id for e in batch.events} - ids.keys())
             if missing:
-                EVENTS.labels("rejected").inc(len(events))
-                shown = ", ".join(map(str, missing[:20]))
+                EVENTS.labels("rejected").inc(len(batch.events))
+                shown = ", ".join(map(repr, missing[:20]))
                 raise InvalidRequest(f"unknown item ids: {shown}", unknown_item_ids=missing[:100])
+            events = [
+                NewEvent(
+                    event_id=e.event_id, user_id=e.user_id, item_id=ids[e.item_id],
+                    event=e.event, quantity=e.quantity, order_id=e.order_id,
+                    price=None if e.price is None else Decimal(f"{e.price:.2f}"),
+                    occurred_at=e.occurred_at or received, country=e.country,
+                    time_given=e.occurred_at is not None,
+                )
+                for e in batch.events
+            ]  # fmt: skip
             new = await record_events(conn, events)
             conflicts = await conflicting_events(conn, events, new)
             if conflicts:  # raising rolls the whole batch back

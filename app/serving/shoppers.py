@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.tables import app_user, interaction, item, user_feature
+from app.db.tables import app_user, interaction, user_feature
 from app.serving.catalog import Catalog
 from app.train.data import IntArray
 
@@ -134,7 +134,7 @@ async def load_shopper(
 class NewEvent:
     event_id: str
     user_id: str  # the shopper's external id
-    item_id: int
+    item_id: int  # database id
     event: str
     quantity: int
     price: Decimal | None
@@ -142,13 +142,6 @@ class NewEvent:
     occurred_at: datetime
     country: str | None
     time_given: bool = True  # False: occurred_at is when it was received (a retry's differs)
-
-
-async def unknown_items(conn: AsyncConnection, item_ids: Sequence[int]) -> list[int]:
-    known = set(
-        (await conn.execute(select(item.c.id).where(item.c.id.in_(set(item_ids))))).scalars()
-    )
-    return sorted(set(item_ids) - known)
 
 
 async def record_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> set[str]:

@@ -61,10 +61,12 @@ def shoppers_by_baskets(world: TinyWorld, n: int) -> list[str]:
     return [row[0] for row in rows]
 
 
-def purchased_ids(world: TinyWorld, user: str) -> set[int]:
+def purchased_ids(world: TinyWorld, user: str) -> set[str]:
+    """The shop's ids of the items the shopper bought."""
     with psycopg.connect(libpq_url(world.database_url)) as conn:
         rows = conn.execute(
-            "SELECT DISTINCT i.item_id FROM interaction i JOIN app_user u ON u.id = i.user_id"
+            "SELECT DISTINCT it.sku FROM interaction i JOIN app_user u ON u.id = i.user_id"
+            " JOIN item it ON it.id = i.item_id"
             " WHERE u.external_id = %s AND i.event_type = 'purchase'",
             (user,),
         ).fetchall()
@@ -83,7 +85,8 @@ async def test_recommend_for_a_known_shopper(
     assert [item["rank"] for item in body["items"]] == list(range(1, 8))
     scores = [item["score"] for item in body["items"]]
     assert scores == sorted(scores, reverse=True)
-    assert {"item_id", "sku", "title", "price", "theme", "score", "rank"} <= set(body["items"][0])
+    assert {"item_id", "title", "price", "theme", "score", "rank"} <= set(body["items"][0])
+    assert "sku" not in body["items"][0]  # one id: the shop's, as item_id
     assert body["model_versions"]["ranker"]
     assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
     assert response.headers["x-request-id"] == body["request_id"]
@@ -144,9 +147,10 @@ async def test_anonymous_session_is_served_from_its_items(client: httpx.AsyncCli
 
 async def test_items_and_similar(client: httpx.AsyncClient) -> None:
     popular = (await client.post("/v1/recommend", json={"k": 1})).json()["items"][0]
+    assert isinstance(popular["item_id"], str)
     item = await client.get(f"/v1/items/{popular['item_id']}")
     assert item.status_code == 200
-    assert item.json()["sku"] == popular["sku"]
+    assert item.json() == {k: popular[k] for k in ("item_id", "title", "price", "theme")}
     similar = await client.get(f"/v1/items/{popular['item_id']}/similar", params={"k": 5})
     body = similar.json()
     assert len(body["similar"]) == 5
@@ -156,6 +160,20 @@ async def test_items_and_similar(client: httpx.AsyncClient) -> None:
     missing = await client.get("/v1/items/999999999")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["detail"] == "item '999999999' is not in the catalog"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/items/sku-12_3%2Fx", "/v1/items/sku-12_3/x", "/v1/items/sku-12_3%2Fx/similar",
+     "/v1/items/sku-12_3/x/similar"],
+)  # fmt: skip
+async def test_an_item_id_holding_a_slash_reaches_the_service_whole(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.get(path)
+    assert response.status_code == 404
+    assert response.json()["detail"] == "item 'sku-12_3/x' is not in the catalog"
 
 
 async def test_explain_gives_evidence_and_a_reason(
@@ -206,7 +224,7 @@ async def test_anchors_are_the_items_that_drive_the_score(
             found = await load_shopper(conn, user, service.catalog)
         assert found is not None
         shopper, history = found
-        target = service.catalog.get(top["item_id"])
+        target = service.catalog.find(top["item_id"])
         assert target is not None
         now = int(AS_OF.timestamp())
         retriever = service.recommender.retriever
@@ -222,7 +240,7 @@ async def test_anchors_are_the_items_that_drive_the_score(
             )  # fmt: skip
             drops[int(index)] = base - without[target.index]
     strongest = max(drops, key=lambda i: drops[i])
-    assert service.catalog.at(strongest).item_id == anchors[0]["item_id"]
+    assert service.catalog.at(strongest).sku == anchors[0]["item_id"]
     assert anchors[0]["contribution"] == pytest.approx(drops[strongest], abs=1e-3)
 
 
@@ -309,8 +327,8 @@ async def test_an_event_id_reused_for_another_event_is_a_conflict(
     assert response.json()["conflicting_event_ids"] == [f"{tag}-3"]
     with psycopg.connect(libpq_url(tiny_world.database_url)) as conn:
         stored = conn.execute(
-            "SELECT event_id, item_id, event_type, quantity FROM interaction"
-            " WHERE event_id LIKE %s",
+            "SELECT i.event_id, it.sku, i.event_type, i.quantity FROM interaction i"
+            " JOIN item it ON it.id = i.item_id WHERE i.event_id LIKE %s",
             (f"{tag}-%",),
         ).fetchall()
     assert stored == [(f"{tag}-1", first, "click", 1)]  # nothing of a rejected batch was kept
@@ -340,12 +358,18 @@ async def test_events_with_unknown_items_store_nothing(
     batch = {
         "events": [
             {"event_id": f"{tag}-ok", "user_id": "u1", "item_id": known, "event": "click"},
-            {"event_id": f"{tag}-bad", "user_id": "u1", "item_id": 987654321, "event": "click"},
+            {
+                "event_id": f"{tag}-bad",
+                "user_id": "u1",
+                "item_id": "no such/item",
+                "event": "click",
+            },
         ]
     }
     response = await client.post("/v1/events", json=batch)
     assert response.status_code == 422
-    assert response.json()["unknown_item_ids"] == [987654321]
+    assert response.json()["unknown_item_ids"] == ["no such/item"]
+    assert response.json()["detail"] == "unknown item ids: 'no such/item'"
     with psycopg.connect(libpq_url(tiny_world.database_url)) as conn:
         count = conn.execute(
             "SELECT count(*) FROM interaction WHERE event_id LIKE %s", (f"{tag}-%",)
@@ -359,25 +383,29 @@ async def test_events_with_unknown_items_store_nothing(
         ("GET", "/v1/recommend?user_id=1&k=0", None),
         ("GET", "/v1/recommend?user_id=1&k=101", None),
         ("GET", "/v1/recommend?user_id=1&surprise=1", None),
-        ("GET", "/v1/recommend?user_id=1&exclude=abc", None),
-        ("GET", "/v1/recommend?user_id=%27%3B%20DROP%20TABLE%20item%3B--", None),
+        ("GET", "/v1/recommend?user_id=1&exclude=", None),
+        ("GET", "/v1/recommend?user_id=a%0Ab", None),  # a line break
         ("GET", "/v1/recommend?user_id=1&min_price=-1", None),
-        ("GET", "/v1/recommend?user_id=1&exclude=-5", None),
+        ("GET", "/v1/recommend?user_id=1&exclude=a%20%20b", None),
+        ("GET", "/v1/recommend?user_id=1&exclude=%20a", None),
         ("POST", "/v1/recommend", {"k": 5, "surprise": True}),
         ("POST", "/v1/recommend", {"with_reasons": 1}),
         ("POST", "/v1/recommend", {"min_price": "5"}),
-        ("POST", "/v1/recommend", {"item_ids": [0]}),
+        ("POST", "/v1/recommend", {"item_ids": [528]}),  # a number is not the shop's id
+        ("POST", "/v1/recommend", {"item_ids": ["a\tb"]}),
         ("GET", "/v1/explain?user_id=1", None),
-        ("GET", "/v1/items/0", None),
-        ("GET", "/v1/items/abc/similar", None),
+        ("GET", "/v1/items/" + "x" * 129, None),
+        ("GET", "/v1/items/abc/similar?k=0", None),
         ("POST", "/v1/events", {"events": []}),
         ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": 1,
+                                            "event": "view"}]}),
+        ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": "1",
                                             "event": "teleport"}]}),
-        ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": 1,
+        ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": "1",
                                             "event": "view", "occurred_at": "2011-01-01T10:00"}]}),
-        ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": 1,
+        ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": "1",
                                             "event": "view", "occurred_at": 0}]}),
-        ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": 1,
+        ("POST", "/v1/events", {"events": [{"event_id": "x", "user_id": "u", "item_id": "1",
                                             "event": "view", "price": "1.5"}]}),
     ],
 )  # fmt: skip
@@ -399,8 +427,10 @@ async def test_validation_errors_are_problems(
         ("GET", "/v1/recommend?user_id=%E2%80%AEabc%E2%80%8B", None, None, 422),  # RTL, zero-width
         ("GET", "/v1/recommend?user_id=%F0%9F%9B%92", None, None, 422),  # an emoji
         ("GET", "/v1/recommend?user_id=a%00b", None, None, 422),  # a NUL byte
-        ("GET", "/v1/explain?user_id=1&item_id=1%20OR%201%3D1", None, None, 422),
-        ("GET", "/v1/shoppers/x'%3B--/history", None, None, 422),
+        # Well-formed ids that name nothing: bound as parameters, never spliced into SQL.
+        ("GET", "/v1/explain?user_id=1&item_id=1%20OR%201%3D1", None, None, 404),
+        ("GET", "/v1/shoppers/x'%3B--/history", None, None, 404),
+        ("GET", "/v1/items/%E2%80%AEabc", None, None, 422),  # RTL override
         ("POST", "/v1/recommend", b'{"k": 5,', "application/json", 400),  # malformed JSON
         ("POST", "/v1/recommend", b"\xff\xfe{}", "application/json", 400),  # not UTF-8
         ("POST", "/v1/recommend", b'{"k": 5}', "text/plain", 422),  # wrong content type
@@ -422,6 +452,17 @@ async def test_hostile_inputs_get_problems_not_errors(
     assert response.headers["content-type"] == "application/problem+json"
     assert "Traceback" not in response.text
     assert len(response.content) < 5_000  # the input is never echoed back
+
+
+async def test_an_id_that_looks_like_sql_is_just_an_unknown_shopper(
+    client: httpx.AsyncClient,
+) -> None:
+    # Printable ASCII is a valid shop id; ids are bound as query parameters, never spliced.
+    user = "'; DROP TABLE item;--"
+    response = await client.get("/v1/recommend", params={"user_id": user})
+    assert response.status_code == 200
+    assert response.json()["source"] == "popular"
+    assert response.json()["user_id"] == user
 
 
 async def test_redis_down_fails_open(api_settings: Settings, tiny_world: TinyWorld) -> None:

@@ -16,7 +16,7 @@ from app.db.engine import libpq_url
 from app.main import create_app
 from tests.integration.test_health import client_for
 
-EVENT = {"events": [{"event_id": "a-1", "user_id": "u1", "item_id": 1, "event": "view"}]}
+EVENT = {"events": [{"event_id": "a-1", "user_id": "u1", "item_id": "1", "event": "view"}]}
 
 
 def add_key(database_url: str, name: str, scopes: list[str]) -> str:
@@ -94,7 +94,7 @@ async def test_the_demo_is_off_unless_configured(settings: Settings) -> None:
     async with client_for(create_app(settings)) as client:
         assert (await client.get("/demo")).status_code == 404
         assert (
-            await client.post("/demo/cart", json={"user_id": "u", "item_id": 1})
+            await client.post("/demo/cart", json={"user_id": "u", "item_id": "1"})
         ).status_code == 404
 
 

@@ -73,7 +73,7 @@ async def test_the_rate_limit_fails_open_without_redis(settings: Settings) -> No
 async def test_an_oversized_body_gets_413(settings: Settings) -> None:
     small = settings.model_copy(update={"max_body_bytes": 1024, "rate_limit_per_minute": 0})
     events = [
-        {"event_id": f"e{n}", "user_id": "u1", "item_id": 1, "event": "view"} for n in range(40)
+        {"event_id": f"e{n}", "user_id": "u1", "item_id": "1", "event": "view"} for n in range(40)
     ]
     body = json.dumps({"events": events}).encode()
     assert len(body) > 1024

@@ -39,7 +39,7 @@ def test_schemathesis_finds_no_failure_in_1000_requests(
              "--header", f"Authorization: Bearer {key}", "--report", "json",
              "--report-json-path", str(report), "--generation-database", "none", "--no-color"],
             env={"PATH": "/usr/bin:/bin", "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
-                 "RR_KNOWN_ITEMS": ",".join(map(str, shoppers.items)),
+                 "RR_KNOWN_ITEMS": json.dumps(shoppers.items),
                  "PYTHONPATH": str(PROJECT_ROOT)},
             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
         )  # fmt: skip

@@ -80,10 +80,14 @@ async def test_every_served_claim_is_true_by_the_independent_checker(
                 checked += [(user, item) for item in body["items"]]
     assert len(checked) == 2 * 10 * len(users)
     with psycopg.connect(libpq_url(tiny_world.database_url)) as conn:
+        # The API names items by the shop's id; the checker reads rows by the database's.
+        ids: dict[str, int] = dict(conn.execute("SELECT sku, id FROM item").fetchall())
         verdicts = [
             (claim, reason["reason"])
             for user, reason in checked
-            for claim in check_reason(conn, user, reason["item_id"], reason["reason"], AS_OF, "£")
+            for claim in check_reason(
+                conn, user, ids[reason["item_id"]], reason["reason"], AS_OF, "£"
+            )
         ]
     wrong = [(c.kind, c.verdict, c.detail, text) for c, text in verdicts if c.verdict != "true"]
     assert not wrong, wrong
@@ -92,7 +96,7 @@ async def test_every_served_claim_is_true_by_the_independent_checker(
 
 
 @pytest.fixture(scope="module")
-def hostile_world(tiny_world: TinyWorld) -> tuple[TinyWorld, str, int]:
+def hostile_world(tiny_world: TinyWorld) -> tuple[TinyWorld, str, str]:
     """The tiny world with the most active shopper's country and their most bought item's
     title made hostile; that shopper and item."""
     user = shoppers_by_baskets(tiny_world, 1)[0]
@@ -101,9 +105,10 @@ def hostile_world(tiny_world: TinyWorld) -> tuple[TinyWorld, str, int]:
             "UPDATE app_user SET country = %s WHERE external_id = %s", (HOSTILE_COUNTRY, user)
         )
         row = conn.execute(
-            "SELECT i.item_id FROM interaction i JOIN app_user u ON u.id = i.user_id"
+            "SELECT i.item_id, it.sku FROM interaction i JOIN app_user u ON u.id = i.user_id"
+            " JOIN item it ON it.id = i.item_id"
             " WHERE u.external_id = %s AND i.event_type = 'purchase'"
-            " GROUP BY i.item_id ORDER BY count(*) DESC, i.item_id LIMIT 1",
+            " GROUP BY i.item_id, it.sku ORDER BY count(*) DESC, i.item_id LIMIT 1",
             (user,),
         ).fetchone()
         assert row is not None
@@ -111,11 +116,11 @@ def hostile_world(tiny_world: TinyWorld) -> tuple[TinyWorld, str, int]:
             "UPDATE item SET title = %s, display_title = %s WHERE id = %s",
             (HOSTILE_TITLE, HOSTILE_TITLE, row[0]),
         )
-    return tiny_world, user, row[0]
+    return tiny_world, user, row[1]
 
 
 @pytest.fixture
-async def client(hostile_world: tuple[TinyWorld, str, int]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(hostile_world: tuple[TinyWorld, str, str]) -> AsyncIterator[httpx.AsyncClient]:
     async for client in flushed_client(hostile_world[0]):
         yield client
 
@@ -135,7 +140,7 @@ def shown_text(body: dict[str, object]) -> str:
 
 
 async def test_hostile_titles_and_countries_never_reach_a_shopper(
-    client: httpx.AsyncClient, hostile_world: tuple[TinyWorld, str, int]
+    client: httpx.AsyncClient, hostile_world: tuple[TinyWorld, str, str]
 ) -> None:
     _, user, hostile_item = hostile_world
     service = service_of(client)
@@ -167,15 +172,17 @@ async def test_hostile_titles_and_countries_never_reach_a_shopper(
 
 
 async def test_an_anonymous_session_gets_reasons_from_its_items(
-    client: httpx.AsyncClient, hostile_world: tuple[TinyWorld, str, int]
+    client: httpx.AsyncClient, hostile_world: tuple[TinyWorld, str, str]
 ) -> None:
     world, _, _ = hostile_world
     anchors, reasons = [], []
     for user in shoppers_by_baskets(world, 5):
         with psycopg.connect(libpq_url(world.database_url)) as conn:
             rows = conn.execute(
-                "SELECT i.item_id FROM interaction i JOIN app_user u ON u.id = i.user_id"
-                " WHERE u.external_id = %s GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 3",
+                "SELECT it.sku FROM interaction i JOIN app_user u ON u.id = i.user_id"
+                " JOIN item it ON it.id = i.item_id"
+                " WHERE u.external_id = %s GROUP BY i.item_id, it.sku"
+                " ORDER BY count(*) DESC, i.item_id LIMIT 3",
                 (user,),
             )
             items = [item_id for (item_id,) in rows]
@@ -197,7 +204,7 @@ async def test_an_anonymous_session_gets_reasons_from_its_items(
 
 
 async def test_a_late_model_reason_replaces_its_stand_in(
-    client: httpx.AsyncClient, hostile_world: tuple[TinyWorld, str, int]
+    client: httpx.AsyncClient, hostile_world: tuple[TinyWorld, str, str]
 ) -> None:
     _, user, _ = hostile_world
     service = service_of(client)

@@ -1,6 +1,7 @@
 """The OpenAPI document: every error is documented as problem+json, every tag is described, and
 the examples captured from the real data still match the models they illustrate."""
 
+import json
 from typing import Annotated, Any
 
 import pytest
@@ -62,6 +63,26 @@ def test_examples_from_real_data_match_the_models(name: str) -> None:
     if request_model is not None:
         body = operation["requestBody"]["content"]["application/json"]["example"]
         request_model.model_validate(body)
+
+
+def item_ids(value: Any) -> list[Any]:
+    """Every value under an item id key (`item_id`, `item_ids`, `exclude`), at any depth."""
+    if isinstance(value, list):
+        return [found for v in value for found in item_ids(v)]
+    if not isinstance(value, dict):
+        return []
+    found = [v for k, v in value.items() if k == "item_id"]
+    found += [i for k, v in value.items() if k in ("item_ids", "exclude") for i in v]
+    return found + [i for k, v in value.items() for i in item_ids(v)]
+
+
+def test_examples_name_items_by_the_shop_s_id_only() -> None:
+    """Items are the shop's ids (strings) everywhere, evidence included; no second id field."""
+    text = json.dumps(DOCUMENT)
+    assert '"sku"' not in text
+    found = item_ids(DOCUMENT["paths"])
+    assert len(found) > 10
+    assert all(isinstance(i, str) for i in found), found
 
 
 def test_security_says_which_operations_need_a_key() -> None:
