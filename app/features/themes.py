@@ -45,14 +45,14 @@ from app.features import uk_gift
 ThemeSource = Literal["category", "learned", "keyword", "neighbours", "none"]
 SOURCES: tuple[ThemeSource, ...] = get_args(ThemeSource)
 
-MIN_THEME_ITEMS = 3
-MIN_LEARNED_ITEMS = 20
+MIN_THEME_ITEMS = 3  # a theme groups at least this many items (below it: a parent, or none)
+MIN_LEARNED_ITEMS = 20  # fewer titles are too few to cluster
+MAX_LEARNED_THEMES = 60
 # A second word joins a learned name only when it scores at least this share of the first.
 SECOND_WORD_SHARE = 0.5
-MAX_LEARNED_THEMES = 60
-AUTO_CATEGORY_SHARE = 0.5
+AUTO_CATEGORY_SHARE = 0.5  # auto: categories when at least this share of items has one
 MAX_LEVEL_CHARS = 48
-SEPARATORS = (">", "|", "/")
+SEPARATORS = (">", "|", "/")  # in this order of preference: the first a catalogue uses
 SEED = 0
 
 _WORD = re.compile(r"[^\W\d_]{2,}")  # two or more letters: no numbers, no underscores
@@ -78,7 +78,7 @@ def assign_themes(
     """The themes of a catalogue: per item its source title, display title, category and unit
     MiniLM title vector (rows of `vectors`)."""
     if choice == "auto":
-        carried = sum(1 for category in categories if category and clean_level(category))
+        carried = sum(path is not None for path in category_paths(categories))
         enough = bool(categories) and carried >= AUTO_CATEGORY_SHARE * len(categories)
         choice = "category" if enough else "learned"
     if choice == "category":
@@ -115,11 +115,12 @@ def clean_level(text: str) -> str:
 
 def category_paths(categories: Sequence[str | None]) -> list[tuple[str, ...] | None]:
     """Each category as its cleaned levels, top first (None: no category)."""
-    given = [category for category in categories if category]
-    separator = next((s for s in SEPARATORS if any(s in category for category in given)), None)
+    # Entities first: an exported "Home &gt; Kitchen" is a path.
+    decoded = [html.unescape(category) if category else "" for category in categories]
+    separator = next((s for s in SEPARATORS if any(s in category for category in decoded)), None)
     paths: list[tuple[str, ...] | None] = []
-    for category in categories:
-        parts = category.split(separator) if category and separator else [category or ""]
+    for category in decoded:
+        parts = category.split(separator) if separator else [category]
         levels = tuple(level for level in map(clean_level, parts) if level)
         paths.append(levels or None)
     return paths
@@ -150,14 +151,11 @@ def category_themes(categories: Sequence[str | None]) -> list[str | None]:
     for level in chosen:
         if level is not None:
             branches[level[-1]].add(level)
-    return [
-        None
-        if level is None
-        else " > ".join(level[-2:])
-        if len(branches[level[-1]]) > 1
-        else level[-1]
-        for level in chosen
-    ]
+
+    def shown(level: tuple[str, ...]) -> str:
+        return " > ".join(level[-2:]) if len(branches[level[-1]]) > 1 else level[-1]
+
+    return [None if level is None else shown(level) for level in chosen]
 
 
 def cluster_count(items: int) -> int:

@@ -128,6 +128,8 @@ def test_the_catalogues_separator_splits_paths() -> None:
         None,  # only separators: no category
     ]
     assert category_paths(["Home|Kitchen", "Garden"]) == [("Home", "Kitchen"), ("Garden",)]
+    # An escaped separator is still one.
+    assert category_paths(["Home &gt; Tea &amp; Coffee"]) == [("Home", "Tea & Coffee")]
     assert category_paths(["Home/Kitchen", "Mugs"]) == [("Home", "Kitchen"), ("Mugs",)]
 
 
