@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import psycopg
 import sqlalchemy.exc
@@ -33,6 +34,7 @@ from app.db.engine import ensure_database, libpq_url
 from app.db.migrate import downgrade as alembic_downgrade
 from app.db.migrate import upgrade
 from app.ingest import FileReport, IngestError, analyze, database_has_events, ingest_file
+from app.ingest.cleaning import ShopLocale
 from app.train.split import EVALUATION_SHARE
 
 INGEST_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
@@ -85,6 +87,7 @@ def ingest(
             )
             raise typer.Exit(1)
     reports: list[FileReport] = []
+    shop = ShopLocale(settings.currency, settings.locale, ZoneInfo(settings.timezone))
     # Autocommit: each file's conn.transaction() is then a real transaction, not a savepoint.
     with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as conn:
         if if_empty and database_has_events(conn):
@@ -93,7 +96,9 @@ def ingest(
         for path in paths:
             with _byte_progress(path) as update:
                 try:
-                    reports.append(ingest_file(conn, path, encoding, update))
+                    reports.append(
+                        ingest_file(conn, path, encoding, update, shop, settings.session_gap_min)
+                    )
                 except IngestError as exc:
                     console.print(f"[red]error:[/] {exc}")
                     console.print(f"nothing from {path} was loaded")
@@ -118,12 +123,13 @@ def _byte_progress(path: Path) -> Iterator[Callable[[int], None]]:
 def _print_summary(reports: list[FileReport]) -> None:
     table = Table(title="ingest summary")
     for column in ("file", "format", "rows read", "kept", "new events", "already loaded",
-                   "new items", "new users", "seconds"):  # fmt: skip
+                   "new items", "new users", "session lines", "seconds"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("file", "format") else "right")
     for r in reports:
         table.add_row(
             r.path.name, r.source_format, f"{r.rows_read:,}", f"{r.kept:,}", f"{r.new_events:,}",
-            f"{r.already_loaded:,}", f"{r.new_items:,}", f"{r.new_users:,}", f"{r.seconds:.1f}",
+            f"{r.already_loaded:,}", f"{r.new_items:,}", f"{r.new_users:,}", f"{r.sessioned:,}",
+            f"{r.seconds:.1f}",
         )  # fmt: skip
     console.print(table)
     dropped = Table(title="dropped rows by reason")

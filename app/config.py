@@ -4,6 +4,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
@@ -65,6 +66,17 @@ class Settings(BaseSettings):
         "en", min_length=2, max_length=16, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
         description="Language and region amounts and months are written in (Babel locale:"
         " en, en_GB, de_DE). `make run` sets en_GB.",
+    )  # fmt: skip
+    timezone: str = Field(
+        "UTC", min_length=1, max_length=64,
+        description="IANA time zone (Europe/Berlin, America/New_York) of times the ingest reads"
+        " without a zone; times with one keep it.",
+    )  # fmt: skip
+    session_gap_min: int = Field(
+        60, ge=1, le=7 * 24 * 60,
+        description="Purchases without an order id are one basket while consecutive ones are"
+        " less than this many minutes apart (the ingest and POST /v1/events store it as"
+        " order_id `session:<shopper>:<unix time of its first purchase>`).",
     )  # fmt: skip
     themes: ThemeChoice = Field(
         "auto",
@@ -184,6 +196,15 @@ class Settings(BaseSettings):
             Locale.parse(name)
         except (UnknownLocaleError, ValueError) as error:
             raise ValueError(f"{name!r} is not a locale Babel knows") from error
+        return name
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)") from error
         return name
 
 

@@ -1,5 +1,10 @@
 """Load one file into Postgres: clean rows stream into a temporary table with COPY, then three
-set-based statements merge them into item, app_user and interaction. One transaction per file."""
+set-based statements merge them into item, app_user and interaction, and the purchases without
+an order id are put into sessions (app/ingest/sessions.py). One transaction per file.
+
+New items and shoppers are inserted in a fixed order (first seen, then the shop's id), and
+events in the file's order, so the same files give the same database ids in any database,
+whatever order the rows of one file come in."""
 
 import time
 from collections import Counter
@@ -11,8 +16,16 @@ from typing import TypeVar
 
 import psycopg
 
-from app.ingest.cleaning import Event, RowError, detect_format, display_title
+from app.ingest.cleaning import (
+    DEFAULT_SHOP,
+    Event,
+    RowError,
+    ShopLocale,
+    detect_format,
+    display_title,
+)
 from app.ingest.reading import IngestError, Progress, read_records
+from app.ingest.sessions import derive_sessions
 
 # Serialises concurrent ingests, so two runs can't race on the same new items and users.
 INGEST_LOCK_KEY = 0x7265_6373  # "recs"
@@ -21,7 +34,7 @@ T = TypeVar("T")
 
 STAGING_DDL = """
 CREATE TEMPORARY TABLE staging_event (
-    event_id text, user_ext text, sku text, event_type text, quantity integer,
+    line bigint, event_id text, user_ext text, sku text, event_type text, quantity integer,
     unit_price numeric(12, 2), order_id text, occurred_at timestamptz
 ) ON COMMIT DROP;
 CREATE TEMPORARY TABLE staging_item (
@@ -38,6 +51,7 @@ CREATE TEMPORARY TABLE staging_user (
 MERGE_ITEMS = """
 INSERT INTO item (sku, title, display_title, price, category, first_seen_at)
 SELECT sku, title, display_title, price, category, first_seen_at FROM staging_item
+ORDER BY first_seen_at, sku
 ON CONFLICT (sku) DO UPDATE SET
     price = COALESCE(item.price, EXCLUDED.price),
     category = COALESCE(item.category, EXCLUDED.category),
@@ -47,10 +61,17 @@ RETURNING (xmax = 0)
 MERGE_USERS = """
 INSERT INTO app_user (external_id, country, first_seen_at)
 SELECT external_id, country, first_seen_at FROM staging_user
+ORDER BY first_seen_at, external_id
 ON CONFLICT (external_id) DO UPDATE SET
     country = COALESCE(app_user.country, EXCLUDED.country),
     first_seen_at = LEAST(app_user.first_seen_at, EXCLUDED.first_seen_at)
 RETURNING (xmax = 0)
+"""
+# The file's shoppers with purchases without an order id: their sessions are recomputed, so a
+# re-ingest with another RECS_SESSION_GAP_MIN relabels them.
+SESSION_SHOPPERS = """
+SELECT DISTINCT u.id FROM staging_event s JOIN app_user u ON u.external_id = s.user_ext
+WHERE s.event_type = 'purchase' AND s.order_id IS NULL
 """
 MERGE_EVENTS = """
 INSERT INTO interaction
@@ -59,6 +80,7 @@ SELECT s.event_id, u.id, i.id, s.event_type, s.quantity, s.unit_price, s.order_i
 FROM staging_event s
 JOIN app_user u ON u.external_id = s.user_ext
 JOIN item i ON i.sku = s.sku
+ORDER BY s.line
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -72,6 +94,7 @@ class FileReport:
     new_events: int = 0
     new_items: int = 0
     new_users: int = 0
+    sessioned: int = 0  # purchases without an order id whose session was set or changed
     dropped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -103,8 +126,12 @@ def ingest_file(
     path: Path,
     encoding: str = "utf-8",
     progress: Progress | None = None,
+    shop: ShopLocale = DEFAULT_SHOP,
+    session_gap_min: int = 60,
 ) -> FileReport:
-    """Load one file, all or nothing. Raises IngestError naming the row at fault."""
+    """Load one file, all or nothing. Raises IngestError naming the row at fault. `shop` says
+    how its prices and times are written; purchases without an order id are one basket while
+    less than `session_gap_min` minutes apart."""
     started = time.perf_counter()
     report = FileReport(path)
     items: dict[str, _ItemSeen] = {}
@@ -118,13 +145,13 @@ def ingest_file(
         except StopIteration:
             raise IngestError(path, "line 1", "the file is empty") from None
         try:
-            source_format, parse = detect_format(header)
+            source_format, parse = detect_format(header, shop)
         except RowError as exc:
             raise IngestError(path, where, str(exc)) from None
         report.source_format = source_format.name
 
         copy_events = (
-            "COPY staging_event (event_id, user_ext, sku, event_type, quantity, unit_price,"
+            "COPY staging_event (line, event_id, user_ext, sku, event_type, quantity, unit_price,"
             " order_id, occurred_at) FROM STDIN"
         )
         with cur.copy(copy_events) as copy:
@@ -140,8 +167,8 @@ def ingest_file(
                 report.kept += 1
                 _remember(event, items, users)
                 copy.write_row(
-                    (event.event_id, event.user, event.sku, event.event_type, event.quantity,
-                     event.unit_price, event.order_id, event.occurred_at)
+                    (report.kept, event.event_id, event.user, event.sku, event.event_type,
+                     event.quantity, event.unit_price, event.order_id, event.occurred_at)
                 )  # fmt: skip
         if report.rows_read == 0:
             raise IngestError(path, where, "no data rows after the header")
@@ -161,6 +188,8 @@ def ingest_file(
         report.new_users = sum(inserted for (inserted,) in cur.execute(MERGE_USERS))
         cur.execute(MERGE_EVENTS)
         report.new_events = cur.rowcount
+        shoppers = [user_id for (user_id,) in cur.execute(SESSION_SHOPPERS)]
+        report.sessioned = derive_sessions(cur, session_gap_min, shoppers)
     report.seconds = time.perf_counter() - started
     return report
 

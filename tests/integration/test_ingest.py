@@ -5,6 +5,7 @@ import gzip
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -27,8 +28,11 @@ UCI_ROWS = [
 ]
 
 
-def run_ingest(database_url: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+def run_ingest(
+    database_url: str, *args: str | Path, **settings: str
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RECS_DATABASE_URL": database_url, "COLUMNS": "200"}
+    env.update({f"RECS_{name.upper()}": value for name, value in settings.items()})
     return subprocess.run(
         [sys.executable, "-m", "app", "ingest", *map(str, args)],
         capture_output=True,
@@ -269,3 +273,139 @@ def test_unsupported_and_missing_files(database_url: str, tmp_path: Path) -> Non
     other = write(tmp_path / "orders.json", ["{}"])
     assert "unsupported file type" in run_ingest(database_url, other).stderr
     assert "no such file" in run_ingest(database_url, tmp_path / "absent.csv").stderr
+
+
+GENERIC_HEADER = "user_id,item_id,occurred_at,event,quantity,price,title,category,order_id"
+
+
+def test_the_same_catalogue_gets_the_same_ids_in_any_row_order(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    rows = [
+        f"u{user},sku-{item},2024-03-{1 + (user * 7 + item) % 20:02d}T10:00:00Z,purchase,1,2.50,"
+        f"Item {item},,"
+        for user in range(12)
+        for item in range(user % 5, 30, 3)
+    ]
+
+    def ids_after_ingest(lines: list[str], name: str) -> tuple[dict[str, int], dict[str, int]]:
+        conn.execute("TRUNCATE interaction, item, app_user RESTART IDENTITY CASCADE")
+        result = run_ingest(database_url, write(tmp_path / name, [GENERIC_HEADER, *lines]))
+        assert result.returncode == 0, result.stderr
+        items: dict[str, int] = dict(conn.execute("SELECT sku, id FROM item").fetchall())
+        users: dict[str, int] = dict(
+            conn.execute("SELECT external_id, id FROM app_user").fetchall()
+        )
+        return items, users
+
+    first = ids_after_ingest(rows, "a.csv")
+    assert ids_after_ingest(rows, "b.csv") == first
+    shuffled = rows[1::2] + rows[0::2][::-1]
+    assert sorted(shuffled) == sorted(rows) != shuffled
+    assert ids_after_ingest(shuffled, "c.csv") == first
+    # Ids follow first appearance in time, then the shop's id.
+    order = conn.execute("SELECT sku FROM item ORDER BY id").fetchall()
+    assert [sku for (sku,) in order] == [
+        sku for (sku,) in conn.execute("SELECT sku FROM item ORDER BY first_seen_at, sku")
+    ]
+
+
+def epoch(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp())
+
+
+def test_purchases_without_an_order_are_baskets_split_by_the_session_gap(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    first = write(
+        tmp_path / "first.csv",
+        [
+            GENERIC_HEADER,
+            "u1,a,2024-03-01T10:00:00Z,purchase,1,2,A,,",
+            "u1,b,2024-03-01T10:30:00Z,purchase,1,2,B,,",
+            "u1,c,2024-03-01T10:45:00Z,purchase,1,2,C,,o-1",  # a real order: kept, not a session
+            "u1,c,2024-03-01T11:20:00Z,purchase,1,2,C,,",  # 50 min after 10:30: same basket
+            "u1,a,2024-03-01T12:30:00Z,purchase,1,2,A,,",  # 70 min: a new one
+            "u1,b,2024-03-01T12:40:00Z,view,,,B,,",  # only purchases make baskets
+            "u2,a,2024-03-01T10:10:00Z,purchase,1,2,A,,",
+        ],
+    )
+    result = run_ingest(database_url, first)
+    assert result.returncode == 0, result.stderr
+
+    def baskets() -> dict[str, str | None]:
+        rows = conn.execute(
+            "SELECT u.external_id || ' ' || i.sku || ' ' || to_char(e.occurred_at AT TIME ZONE"
+            " 'UTC', 'HH24:MI'), e.order_id FROM interaction e JOIN app_user u ON u.id = e.user_id"
+            " JOIN item i ON i.id = e.item_id"
+        ).fetchall()
+        return dict(rows)
+
+    morning, noon = epoch("2024-03-01T10:00:00+00:00"), epoch("2024-03-01T12:30:00+00:00")
+    assert baskets() == {
+        "u1 a 10:00": f"session:u1:{morning}",
+        "u1 b 10:30": f"session:u1:{morning}",
+        "u1 c 10:45": "o-1",
+        "u1 c 11:20": f"session:u1:{morning}",
+        "u1 a 12:30": f"session:u1:{noon}",
+        "u1 b 12:40": None,
+        "u2 a 10:10": f"session:u2:{epoch('2024-03-01T10:10:00+00:00')}",
+    }
+    # A later file's purchase at 12:00 bridges the gap: the two sessions become one.
+    later = write(
+        tmp_path / "later.csv", [GENERIC_HEADER, "u1,b,2024-03-01T12:00:00Z,purchase,1,2,B,,"]
+    )
+    assert run_ingest(database_url, later).returncode == 0
+    merged = baskets()
+    assert {merged[k] for k in merged if k.startswith("u1") and k != "u1 b 12:40"} == {
+        f"session:u1:{morning}",
+        "o-1",
+    }
+    # A shorter gap splits them again on the next ingest of the same files.
+    assert run_ingest(database_url, later, session_gap_min="40").returncode == 0
+    split = baskets()
+    assert split["u1 a 10:00"] == split["u1 b 10:30"] != split["u1 c 11:20"]
+    assert (
+        split["u1 b 12:00"]
+        == split["u1 a 12:30"]
+        == f"session:u1:{epoch('2024-03-01T12:00:00+00:00')}"
+    )
+
+
+def test_prices_in_the_shops_currency_and_times_in_its_zone(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    shop = {"currency": "EUR", "locale": "de_DE", "timezone": "Europe/Berlin"}
+    good = write(
+        tmp_path / "shop.csv",
+        [
+            GENERIC_HEADER,
+            'u1,a,2024-07-01 10:00:00,purchase,1,"1.234,50 €",Lamp &amp; Shade,Home &amp; Living,',
+            "u1,b,2024-07-01T10:05:00+00:00,purchase,1,€3,Bulb,,",
+        ],
+    )
+    result = run_ingest(database_url, good, **shop)
+    assert result.returncode == 0, result.stderr
+    items = conn.execute(
+        "SELECT sku, price::text, title, display_title, category FROM item ORDER BY sku"
+    )
+    assert items.fetchall() == [
+        ("a", "1234.50", "Lamp & Shade", "Lamp & Shade", "Home & Living"),
+        ("b", "3.00", "Bulb", "Bulb", None),
+    ]
+    times = conn.execute("SELECT occurred_at FROM interaction ORDER BY occurred_at").fetchall()
+    assert [t for (t,) in times] == [
+        datetime(2024, 7, 1, 8, 0, tzinfo=UTC),  # Berlin summer time is UTC+2
+        datetime(2024, 7, 1, 10, 5, tzinfo=UTC),
+    ]
+
+    bad = write(
+        tmp_path / "dollars.csv", [GENERIC_HEADER, "u2,a,2024-07-02 10:00:00,purchase,1,$3,A,,"]
+    )
+    refused = run_ingest(database_url, bad, **shop)
+    assert refused.returncode != 0
+    output = " ".join(refused.stderr.split())
+    assert f"{bad}, line 2: price '$3' is in USD, the shop's currency is EUR" in output
+    unset = run_ingest(database_url, bad)
+    assert "set RECS_CURRENCY" in " ".join(unset.stderr.split())
+    assert counts(conn)["events"] == 2
