@@ -221,6 +221,7 @@ async def load_service(
     return Service(
         bundle, catalog, recommender, engine, cache, pool, batcher, writer, vocabulary,
         settings.as_of, evidence.Locale(settings.currency, settings.locale),
+        settings.session_gap_min,
     )  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.ingest.cleaning import MAX_ID_CHARS
+from app.ingest.sessions import SESSION_PREFIX
 
 MAX_K = 100
 # A shop's own id of an item (its SKU) or a shopper, as the ingest stores it (at most
@@ -158,7 +159,11 @@ class Event(Strict):
     price: float | None = Field(
         None, ge=0, le=1_000_000, strict=True, description="Unit price; stored to the cent."
     )
-    order_id: str | None = Field(None, min_length=1, max_length=64)
+    order_id: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="The order it belongs to. A purchase without one joins the shopper's session"
+        " (purchases less than RECS_SESSION_GAP_MIN apart); `session:` starts no order id.",
+    )  # fmt: skip
     occurred_at: datetime | None = Field(
         None, description="When it happened (timezone required); default: when received."
     )
@@ -172,6 +177,16 @@ class Event(Strict):
         return value
 
     country: str | None = Field(None, max_length=64, description="For a shopper new to us.")
+
+    @field_validator("order_id")
+    @classmethod
+    def _not_a_session(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith(SESSION_PREFIX):
+            raise ValueError(
+                f"order_id may not start with {SESSION_PREFIX!r}: it marks the sessions derived"
+                " for purchases without one"
+            )
+        return value
 
     @model_validator(mode="after")
     def _aware(self) -> "Event":

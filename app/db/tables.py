@@ -65,7 +65,12 @@ interaction = Table(
     Column("event_type", Text, nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("unit_price", Numeric(12, 2)),
-    Column("order_id", Text, comment="Order or basket id"),
+    Column(
+        "order_id",
+        Text,
+        comment="Order or basket id; for purchases without one, the derived session"
+        " 'session:<user external id>:<unix time of its first purchase>'",
+    ),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     CheckConstraint(
         "event_type IN ('view', 'click', 'add_to_cart', 'purchase')", name="event_type"

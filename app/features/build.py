@@ -64,10 +64,11 @@ FEATURE_TABLES = (
 PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 PGCOPY_TRAILER = b"\xff\xff"
 
+# A basket is one order_id of one shopper: purchases that came without one carry the session
+# the ingest or the events API derived (app/ingest/sessions.py).
 BASKETS = """
 CREATE TEMPORARY TABLE feature_line ON COMMIT DROP AS
-SELECT user_id, item_id, quantity, unit_price, occurred_at,
-       COALESCE(order_id, 'day:' || (occurred_at AT TIME ZONE 'UTC')::date::text) AS basket_key
+SELECT user_id, item_id, quantity, unit_price, occurred_at, order_id AS basket_key
 FROM interaction
 WHERE event_type = 'purchase';
 

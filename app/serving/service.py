@@ -70,6 +70,7 @@ class Service:
     vocabulary: Vocabulary  # what the reason guard checks names against
     as_of: datetime | None
     locale: evidence.Locale
+    session_gap_min: int  # purchases without an order id: one basket while closer than this
 
     @property
     def versions(self) -> ModelVersions:
@@ -374,7 +375,7 @@ class Service:
                 )
                 for e in batch.events
             ]  # fmt: skip
-            new = await record_events(conn, events)
+            new = await record_events(conn, events, self.session_gap_min)
             conflicts = await conflicting_events(conn, events, new)
             if conflicts:  # raising rolls the whole batch back
                 EVENTS.labels("rejected").inc(len(events))

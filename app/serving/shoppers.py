@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import app_user, interaction, user_feature
+from app.ingest.sessions import SESSIONS_SQL, is_session, session_parameters
 from app.serving.catalog import Catalog
 from app.train.data import IntArray
 
@@ -144,9 +145,12 @@ class NewEvent:
     time_given: bool = True  # False: occurred_at is when it was received (a retry's differs)
 
 
-async def record_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> set[str]:
+async def record_events(
+    conn: AsyncConnection, events: Sequence[NewEvent], session_gap_min: int
+) -> set[str]:
     """Store the events in the caller's transaction; returns the event_ids that were new (an
-    event_id already stored is skipped: retries are safe). Unknown shoppers are created."""
+    event_id already stored is skipped: retries are safe). Unknown shoppers are created. A new
+    purchase without an order id joins its shopper's session, as the ingest derives them."""
     shoppers = {e.user_id: e.country for e in events}
     await conn.execute(
         insert(app_user)
@@ -177,7 +181,15 @@ async def record_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> se
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(interaction.c.event_id)
     )  # fmt: skip
-    return set(result.scalars())
+    new = set(result.scalars())
+    sessioned = {
+        ids[e.user_id]
+        for e in events
+        if e.event == "purchase" and e.order_id is None and e.event_id in new
+    }
+    if sessioned:
+        await conn.exec_driver_sql(SESSIONS_SQL, session_parameters(sessioned, session_gap_min))
+    return new
 
 
 async def conflicting_events(
@@ -208,8 +220,10 @@ async def conflicting_events(
     conflicts = set()
     for e in checked:
         row = stored[e.event_id]
+        # A derived session stands for "no order id given": a retry without one matches it.
+        order = None if is_session(row.order_id) else row.order_id
         what = (row.external_id, row.item_id, row.event_type, row.quantity, row.unit_price,
-                row.order_id)  # fmt: skip
+                order)  # fmt: skip
         if what != (e.user_id, e.item_id, e.event, e.quantity, e.price, e.order_id) or (
             e.time_given and row.occurred_at != e.occurred_at
         ):

@@ -19,9 +19,10 @@ FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
 # Items are indexed in SKU order and shoppers in external-id order, so the same data gives the
-# same indices in any database, whatever ids the ingest happened to assign.
+# same indices in any database, whatever ids the ingest happened to assign. A basket is one
+# order_id: purchases without one carry their derived session (app/ingest/sessions.py).
 SNAPSHOT_SQL = """
-SELECT u.external_id, it.sku, COALESCE(i.order_id, 'day:' || (i.occurred_at::date)::text),
+SELECT u.external_id, it.sku, i.order_id,
        extract(epoch FROM i.occurred_at)::bigint, i.quantity
 FROM interaction i
 JOIN app_user u ON u.id = i.user_id
