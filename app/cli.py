@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import shlex
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -233,6 +234,13 @@ def evaluate(
     report: Annotated[Path, typer.Option(help="Markdown report to write.")] = Path(
         "bench/results/quality.md"
     ),
+    shop: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of the shop: its own section of the report (the others are kept)"
+            " [default: the report's first section]."
+        ),
+    ] = None,
 ) -> None:
     """Evaluate the latest two-tower bundle (and its peers) on the test split; write a report."""
     from app.machine import describe_machine
@@ -244,10 +252,11 @@ def evaluate(
     with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as conn:
         comparison = compare(conn, bundle, with_peers=peers)
     command = "python -m app evaluate" + (" --peers" if peers else "")
-    write_report(comparison, report, describe_machine(), command)
+    command += f" --shop {shlex.quote(shop)}" if shop else ""
+    write_report(comparison, report, describe_machine(), command, shop)
     for variant, _ in VARIANTS:
         rows = {r.name: r.metrics[("all shoppers", variant)].as_dict() for r in comparison.results}
-        console.print(_metrics_table(f"test, {variant}", rows))
+        console.print(_metrics_table(f"test, {variant} (95% bootstrap intervals)", rows))
         if peers:
             best = comparison.best_peer(variant)
             console.print(
@@ -257,14 +266,18 @@ def evaluate(
 
 
 def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    """Each metric with its bootstrap interval, where one was computed."""
     table = Table(title=title)
     table.add_column("")
-    columns = ("recall@10", "recall@20", "ndcg@10", "hit@10", "coverage@10", "users")
-    for column in columns:
+    columns = ("recall@10", "recall@20", "ndcg@10", "hit@10", "coverage@10")
+    for column in (*columns, "users"):
         table.add_column(column, justify="right")
     for name, metrics in rows.items():
-        cells = (f"{metrics[c]:.0f}" if c == "users" else f"{metrics[c]:.4f}" for c in columns)
-        table.add_row(name, *cells)
+        cells = [f"{metrics[c]:.4f}" for c in columns]
+        for n, column in enumerate(columns):
+            if f"{column} low" in metrics:  # none when nobody was evaluated
+                cells[n] += f" [{metrics[f'{column} low']:.3f}, {metrics[f'{column} high']:.3f}]"
+        table.add_row(name, *cells, f"{metrics['users']:.0f}")
     return table
 
 
