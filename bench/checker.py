@@ -62,13 +62,14 @@ class Claim:
 
 
 # The baskets of every shopper before as_of, one row per (basket, item): an order is the
-# purchase lines sharing an order id, or without one the shopper's purchases of one UTC day;
-# its time is its first line's.
+# purchase lines sharing an order id (the schema gives every purchase one: the source's, or the
+# session the ingest derived; a line without one would be an order of its own); its time is
+# its first line's.
 BASKETS_SQL = """
 CREATE TEMP TABLE checker_basket AS
 WITH line AS (
     SELECT user_id, item_id, occurred_at,
-           coalesce(order_id, 'day:' || floor(extract(epoch FROM occurred_at) / 86400)) AS key
+           coalesce(order_id, 'line:' || id) AS key
     FROM interaction
     WHERE event_type = 'purchase' AND occurred_at < %(as_of)s
 ), basket AS (

@@ -6,7 +6,8 @@ where a shopper would read one into it, its state: the words of a reason are cho
 state, never by chance. The definitions, which the independent checker in tests/ and bench/
 recomputes from the raw rows:
 
-- an order is one basket: purchase lines sharing an order id (without one, one UTC day);
+- an order is one basket: purchase lines sharing an order id (the source's, or the session the
+  ingest derived when the source has none);
   counts are orders, never lines; only purchases before "now" count, never cart lines;
 - anchor: a history, cart or session item whose removal lowers the target's score, cited only
   when its share of all such drops is at least ANCHOR_MIN_SHARE; it is "bought" with its order
@@ -115,8 +116,7 @@ ORDERS_SQL = text(
     """
     WITH line AS (
         SELECT item_id, occurred_at,
-               coalesce(order_id, 'day:' || floor(extract(epoch FROM occurred_at) / 86400))
-                   AS basket
+               coalesce(order_id, 'line:' || id) AS basket
         FROM interaction
         WHERE user_id = :user_id AND event_type = 'purchase' AND occurred_at < :now
     ), basket AS (

@@ -3,8 +3,9 @@
 The world, as of 2011-12-01 00:00 UTC (all orders at 10:00 UTC unless said):
 
 - "fr-shopper" (France) bought
-  - the lunch bag in 2 orders on 4 lines: order F1 on 2011-06-01 (2 lines) and, without an
-    order id, two lines on 2011-07-01 (10:00 and 15:00: one day, one order);
+  - the lunch bag in 2 orders on 4 lines: order F1 on 2011-06-01 (2 lines) and two lines on
+    2011-07-01 at 10:00 and 10:40 without a source order id, stored as the ingest stores them:
+    in one session, whose id is the order id;
   - the tea set in 1 order on 2 lines (F1);
   - the wrap (12 units a line) on 2010-06-01, 2010-06-18 and 2011-08-06: gaps of 17 and 414 days;
   - the jam set on 2011-05-25, 2011-08-23 and 2011-11-21 12:00: every 90 days, 9 days ago;
@@ -132,8 +133,9 @@ def build(conn: psycopg.Connection) -> dict[str, int]:
     for _ in range(2):  # two lines of each in one order
         rows.event(fr, "lunch_bag", at("2011-06-01"), "F1", "1.65")
         rows.event(fr, "tea_set", at("2011-06-01"), "F1", "4.95")
-    rows.event(fr, "lunch_bag", at("2011-07-01", 10), None, "1.65")
-    rows.event(fr, "lunch_bag", at("2011-07-01", 15), None, "1.65")
+    session = f"session:{fr}:{int(at('2011-07-01', 10).timestamp())}"
+    rows.event(fr, "lunch_bag", at("2011-07-01", 10), session, "1.65")
+    rows.event(fr, "lunch_bag", at("2011-07-01", 10) + timedelta(minutes=40), session, "1.65")
     for n, day in enumerate(("2010-06-01", "2010-06-18", "2011-08-06")):
         rows.event(fr, "wrap", at(day), f"FE{n}", "0.42", quantity=12)
     for n, when in enumerate((at("2011-05-25"), at("2011-08-23"), at("2011-11-21", 12))):
@@ -156,7 +158,9 @@ def build(conn: psycopg.Connection) -> dict[str, int]:
     for name in ("nc1", "nc2"):
         rows.event(name, "jumbo_bag", at("2011-11-20"), f"{name}-1", "2.50")
     for n in range(32):
-        rows.event("filler-shopper", "filler", at("2010-01-01") + timedelta(days=n), None, "1.00")
+        rows.event(
+            "filler-shopper", "filler", at("2010-01-01") + timedelta(days=n), f"S{n}", "1.00"
+        )
     return rows.items
 
 
@@ -189,7 +193,7 @@ FR, ANON = "fr-shopper", "anon-shopper"
 
 
 def test_anchor_counts_are_orders_never_lines(world: World) -> None:
-    # Four lines of the lunch bag in two orders (one of them a day without an order id).
+    # Four lines of the lunch bag in two orders (one of them a session without a source id).
     assert verdicts(
         world, FR, "jumbo_bag", "Because you bought Red retrospot lunch bag in 2 orders."
     ) == [("anchor_orders", "true")]
