@@ -80,9 +80,11 @@ bench-reasons: model
 warm: model
 	$(BIN)/python -m app warm
 
-# Fits every peer on the same split as the latest model; writes bench/results/quality.md.
+# Fits every peer on the same split as the latest model; writes bench/results/quality.md. Then
+# the second shop (bench/shops) in a throwaway database, its own section of the same report.
 evaluate: model
 	$(BIN)/python -m app evaluate --peers
+	$(BIN)/python -m bench.shops.quality
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
