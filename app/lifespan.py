@@ -201,7 +201,7 @@ async def load_service(
             {clean(e.theme) for e in catalog.items if e is not None and e.theme and clean(e.theme)},
             [e.title for e in catalog.items if e is not None],
         )
-    retriever = Retriever(bundle)
+    retriever = Retriever(bundle, catalog.new_items)
     recommender = Recommender(retriever, catalog)
     # Warm up: the first torch call pays for lazy initialisation; no request should.
     retriever.popular_in_country(None)

@@ -1,9 +1,13 @@
 """The items the model can recommend, as the API shows them, aligned to the bundle's item index.
 
-Loaded once at startup from Postgres. The API and the bundle know items by the shop's own id
-(the SKU); code inside the service uses the database id and the bundle index. This is the one
-place that maps between them. Items added after the model was trained are not in the bundle and
-are not recommended until the next training run.
+Loaded at startup and on each reload from Postgres. The API and the bundle know items by the
+shop's own id (the SKU); code inside the service uses the database id and the catalog index.
+This is the one place that maps between them.
+
+Indices 0..n-1 are the bundle's items, in its order. Items the model was not trained on (added
+by an ingest since) follow, once `python -m app features` has embedded their title: the item
+tower gives them a vector from title, theme and price band alone (Retriever), so they are
+recommended, similar and explained before the next training run.
 """
 
 from collections.abc import Collection, Iterable
@@ -14,13 +18,22 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.tables import item, item_feature
-from app.train.data import BoolArray, IntArray
+from app.db.tables import item, item_embedding, item_feature
+from app.train.data import BoolArray, FloatArray, IntArray
+
+
+@dataclass(frozen=True)
+class NewItems:
+    """What the item tower reads for the items after the bundle's, in catalog order."""
+
+    text: FloatArray  # (m, 384) title vectors, as the features step embedded them
+    theme: list[str | None]
+    price_band: list[int | None]  # item_feature.price_band: an index into PRICE_BANDS
 
 
 @dataclass(frozen=True)
 class CatalogItem:
-    index: int  # row in the bundle's item vectors
+    index: int  # catalog index: the bundle's row for a trained item, then the new items
     item_id: int  # database id: internal, never shown by the API
     sku: str  # the shop's own id: what the API calls item_id
     title: str  # display title, readable case
@@ -28,23 +41,33 @@ class CatalogItem:
     theme: str | None
 
 
+Row = tuple[int, str, str, Decimal | None, str | None]  # id, sku, title, price, theme
+
+
 class Catalog:
     def __init__(
-        self, skus: list[str], rows: Iterable[tuple[int, str, str, Decimal | None, str | None]]
+        self,
+        skus: list[str],
+        rows: Iterable[Row],
+        new_rows: Iterable[tuple[Row, list[float], int | None]] = (),
     ):
+        """`skus`: the bundle's items; `rows`: the database's items; `new_rows`: items not in
+        the bundle, each with its title vector and price band."""
         by_sku = {row[1]: row for row in rows}
         self.items: list[CatalogItem | None] = []
         for index, sku in enumerate(skus):
             row = by_sku.get(sku)
-            if row is None:
-                self.items.append(None)  # in the bundle but gone from the database
-                continue
-            item_id, _, title, price, theme = row
-            self.items.append(
-                CatalogItem(
-                    index, item_id, sku, title, None if price is None else float(price), theme
-                )
-            )
+            # None: in the bundle but gone from the database
+            self.items.append(None if row is None else _entry(index, row))
+        self.trained = len(skus)  # the first `trained` items are the bundle's
+        text, themes, bands = [], [], []
+        for row, vector, band in new_rows:
+            self.items.append(_entry(len(self.items), row))
+            text.append(vector)
+            themes.append(row[4])
+            bands.append(band)
+        vectors = np.asarray(text, dtype=np.float32) if text else np.zeros((0, 0), np.float32)
+        self.new_items = NewItems(vectors, themes, bands)
         self.index_of: dict[int, int] = {
             entry.item_id: entry.index for entry in self.items if entry is not None
         }
@@ -117,18 +140,37 @@ class Catalog:
         return mask
 
 
+def _entry(index: int, row: Row) -> CatalogItem:
+    item_id, sku, title, price, theme = row
+    return CatalogItem(index, item_id, sku, title, None if price is None else float(price), theme)
+
+
 async def load_catalog(conn: AsyncConnection, skus: list[str]) -> Catalog:
+    """The bundle's items, then the database's other items whose title is embedded (in
+    database id order, so every process of a deployment numbers them alike)."""
     # The typical price paid (features step), else the price the item was loaded with.
     price = func.coalesce(item_feature.c.typical_price, item.c.price)
-    query = select(item.c.id, item.c.sku, item.c.display_title, price, item.c.theme).outerjoin(
-        item_feature, item_feature.c.item_id == item.c.id
-    )
+    query = (
+        select(
+            item.c.id, item.c.sku, item.c.display_title, price, item.c.theme,
+            item_embedding.c.vector, item_feature.c.price_band,
+        )
+        .outerjoin(item_feature, item_feature.c.item_id == item.c.id)
+        .outerjoin(item_embedding, item_embedding.c.item_id == item.c.id)
+        .order_by(item.c.id)
+    )  # fmt: skip
     rows = (await conn.execute(query)).all()
-    return Catalog(skus, [(row[0], row[1], row[2], row[3], row[4]) for row in rows])
+    trained = set(skus)
+    new = [
+        ((r[0], r[1], r[2], r[3], r[4]), list(r[5]), r[6])
+        for r in rows
+        if r[1] not in trained and r[5] is not None
+    ]
+    return Catalog(skus, [(r[0], r[1], r[2], r[3], r[4]) for r in rows], new)
 
 
 async def item_ids_of(conn: AsyncConnection, skus: Collection[str]) -> dict[str, int]:
     """Database ids of the shop's item ids that the database holds (unknown ids are left out):
     for writes, which may name an item loaded since the catalog was."""
     rows = await conn.execute(select(item.c.sku, item.c.id).where(item.c.sku.in_(skus)))
-    return dict(rows.tuples().all())
+    return {row.sku: row.id for row in rows}

@@ -85,7 +85,7 @@ class Recommender:
 
     def similar(self, index: int, k: int) -> list[tuple[CatalogItem, float]]:
         """Items closest to one item: cosine of the item vectors."""
-        vectors = self.retriever.bundle.item_vectors[:-1].numpy()
+        vectors = self.retriever.vectors
         similarity = vectors @ vectors[index]
         exclude = np.concatenate([[index], self.catalog.missing])
         top = top_k(similarity, k, exclude)

@@ -3,6 +3,10 @@
 Three paths, from most to least known about the shopper:
 - a purchase history (and/or session items): the two-tower score with the repeat bonus;
 - nothing at all: popular in the shopper's country (everyone's, when the country is unknown).
+
+Items are numbered as the catalog numbers them: the bundle's n items, then the new items, whose
+vectors the item tower makes from title, theme and price band alone. The model's own item
+matrix keeps its padding row at n, so a new item i sits at row i + 1 there.
 """
 
 from collections.abc import Sequence
@@ -12,8 +16,9 @@ import numpy as np
 import torch
 
 from app.serving.bundle import Bundle
+from app.serving.catalog import NewItems
 from app.train.data import FloatArray, IntArray
-from app.train.fit import score_all
+from app.train.fit import as_tensors
 from app.train.inputs import shopper_row, stack
 
 
@@ -30,10 +35,16 @@ class ScoreRequest:
 
 
 class Retriever:
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, new_items: NewItems | None = None) -> None:
         self.bundle = bundle
         self.country_index = {name: n for n, name in enumerate(bundle.countries)}
-        self.sku_index = {sku: n for n, sku in enumerate(bundle.item_skus)}
+        self.theme_index = {name: n for n, name in enumerate(bundle.item_side.themes)}
+        new = self._new_item_vectors(new_items)
+        self.item_matrix = torch.cat([bundle.item_vectors, new])  # the model's rows
+        # Unit vectors in catalog order (no padding row): for similar items.
+        self.vectors: FloatArray = torch.cat([bundle.item_vectors[:-1], new]).numpy()
+        # A new item was in no basket of the window the bundle counted.
+        self.popular = np.pad(bundle.popular, ((0, 0), (0, len(new)))).astype(np.float32)
 
     def country_of(self, country: str | None) -> int:
         return self.country_index.get(country or "", 0)
@@ -53,17 +64,20 @@ class Retriever:
         return np.asarray(scores[0], dtype=np.float32)
 
     def score_requests(self, requests: Sequence["ScoreRequest"]) -> FloatArray:
-        """(len(requests), n_items): many shoppers (or variants of one) in one forward pass."""
+        """(len(requests), catalog items): many shoppers (or variants of one) in one forward
+        pass."""
+        n = self.bundle.n_items
         rows = [
             shopper_row(
-                r.items, r.item_times, r.basket_times, self.country_of(r.country), r.now,
-                self.bundle.n_items,
+                np.where(r.items >= n, r.items + 1, r.items), r.item_times, r.basket_times,
+                self.country_of(r.country), r.now, n,
             )
             for r in requests
         ]  # fmt: skip
         with torch.inference_mode():
-            scores = score_all(self.bundle.model, self.bundle.item_vectors, stack(rows))
-        return np.asarray(scores, dtype=np.float32)
+            logits = self.bundle.model.scores(self.item_matrix, as_tensors(stack(rows)))
+        scores = torch.cat([logits[:, :n], logits[:, n + 1 :]], dim=1)  # the padding row out
+        return np.asarray(scores.float().numpy(), dtype=np.float32)
 
     def score_session(self, items: IntArray, country: str | None, now: int) -> FloatArray:
         """A shopper known only by the 1-3 items of the current session."""
@@ -71,26 +85,29 @@ class Retriever:
         return self.score_history(items, times, np.asarray([now], dtype=np.int64), country, now)
 
     def popular_in_country(self, country: str | None) -> FloatArray:
-        return np.asarray(self.bundle.popular[self.country_of(country)], dtype=np.float32)
+        return np.asarray(self.popular[self.country_of(country)], dtype=np.float32)
 
-    def vector_for_new_item(
-        self, title_vector: FloatArray, theme: int, price_band: int
-    ) -> FloatArray:
-        """A unit vector for an item the model never saw, from its title (MiniLM vector), theme
-        and price band alone: the item tower without its ID part."""
-        model = self.bundle.model
+    def _new_item_vectors(self, new_items: NewItems | None) -> torch.Tensor:
+        """(m, d) unit vectors for items the model never saw, from their title vector, theme
+        and price band alone: the item tower without its ID part. A theme the model was not
+        trained with counts as none."""
+        dim = self.bundle.item_vectors.shape[1]
+        if new_items is None or not new_items.theme:
+            return torch.zeros(0, dim)
+        m = len(new_items.theme)
+        theme = [self.theme_index.get(t or "", 0) for t in new_items.theme]
+        # As the training data numbers price bands: 0 unknown, else the band's index + 1.
+        band = [0 if b is None else b + 1 for b in new_items.price_band]
         with torch.inference_mode():
-            vector = model.items(
-                torch.zeros(1, dtype=torch.long), torch.from_numpy(title_vector[None, :]),
-                torch.tensor([theme]), torch.tensor([price_band]), torch.zeros(1, dtype=torch.bool),
+            vectors = self.bundle.model.items(
+                torch.zeros(m, dtype=torch.long), torch.from_numpy(new_items.text),
+                torch.tensor(theme), torch.tensor(band), torch.zeros(m, dtype=torch.bool),
             )  # fmt: skip
-            vector = torch.nn.functional.normalize(vector, dim=-1)
-        return vector[0].numpy()
+            return torch.nn.functional.normalize(vectors, dim=-1)
 
     def nearest_items(self, vector: FloatArray, k: int) -> IntArray:
-        """Known items closest to `vector` (cosine)."""
-        similarity = self.bundle.item_vectors[:-1].numpy() @ vector
-        return top_k(similarity, k)
+        """Catalog items closest to `vector` (cosine)."""
+        return top_k(self.vectors @ vector, k)
 
 
 def top_k(scores: FloatArray, k: int, exclude: IntArray | None = None) -> IntArray:

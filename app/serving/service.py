@@ -334,7 +334,7 @@ class Service:
         ]  # fmt: skip
         # Items often bought together but not among the nearest vectors still compete.
         near = {other.item_id for other, *_ in scored}
-        vectors = self.bundle.item_vectors
+        vectors = self.recommender.retriever.vectors
         for other_id, conf in confidence.items():
             other = self.catalog.get(other_id)
             if other is not None and other_id not in near:

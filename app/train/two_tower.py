@@ -190,7 +190,7 @@ class TwoTower(nn.Module):
         return F.normalize(users, dim=-1)
 
     def scores(self, item_vectors: Tensor, shopper: Mapping[str, Tensor]) -> Tensor:
-        """(B, n_items + 1) logits of every item (and the padding row) for each shopper."""
+        """(B, rows of item_vectors) logits of every item (and the padding row) for each shopper."""
         users = self.user_vectors(item_vectors, shopper)
         bonus = self.repeat_bonus(
             item_vectors, users, shopper["repeat_items"], shopper["repeat_count"],
@@ -208,10 +208,11 @@ class TwoTower(nn.Module):
         repeat_recency: Tensor,
         repeat_share: Tensor,
     ) -> Tensor:
-        """Dense (B, n_items + 1) bonus: zero for items the shopper never bought."""
+        """Dense (B, rows of item_vectors) bonus: zero for items the shopper never bought.
+        Serving may pass rows after the padding row (items added since training)."""
         bonus: Tensor = self.repeat(
             repeat_count, repeat_recency, repeat_share, item_vectors, repeat_items, users
         )
         bonus = bonus.masked_fill(repeat_items == self.config.n_items, 0.0)
-        dense = bonus.new_zeros(users.shape[0], self.config.n_items + 1)
+        dense = bonus.new_zeros(users.shape[0], item_vectors.shape[0])
         return dense.scatter_add(1, repeat_items, bonus)

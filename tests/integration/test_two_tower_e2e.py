@@ -11,6 +11,7 @@ import torch
 
 from app.db.engine import libpq_url
 from app.serving.bundle import Bundle, latest_version, load_bundle
+from app.serving.catalog import NewItems
 from app.serving.retriever import Retriever, top_k
 from app.text_embedding import embed_titles
 from app.train.fit import FitSettings, make_scorer
@@ -63,13 +64,13 @@ def test_new_item_with_only_a_title_gets_a_useful_vector(
     trained: tuple[TrainReport, Bundle, psycopg.Connection],
 ) -> None:
     _, bundle, _ = trained
-    retriever = Retriever(bundle)
     lunch_bags = [n for n, sku in enumerate(bundle.item_skus) if sku in ("20725", "20727", "20728")]
     assert lunch_bags, "the sample holds the lunch bags"
-    theme = int(bundle.item_side.theme[lunch_bags[0]])
-    title = embed_titles(["Lunch Bag Blue Polkadot Design"])[0]
-    vector = retriever.vector_for_new_item(title, theme, price_band=0)
-    assert vector.shape == (bundle.item_vectors.shape[1],)
+    theme = bundle.item_side.themes[int(bundle.item_side.theme[lunch_bags[0]])]
+    title = embed_titles(["Lunch Bag Blue Polkadot Design"])
+    retriever = Retriever(bundle, NewItems(title, [theme], [None]))
+    vector = retriever.vectors[bundle.n_items]  # the new item follows the bundle's
+    assert retriever.vectors.shape == (bundle.n_items + 1, bundle.item_vectors.shape[1])
     assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-5)
     nearest = retriever.nearest_items(vector, 10).tolist()
     assert set(nearest) & set(lunch_bags)
