@@ -106,8 +106,10 @@ VOCABULARY_SQL = """
 SELECT DISTINCT 'theme', theme FROM item WHERE theme IS NOT NULL
 UNION SELECT DISTINCT 'country', country FROM app_user WHERE country IS NOT NULL
 """
+# Prices are in cents, so a median is a multiple of half a cent: rounding percentile_cont's
+# float to 3 places gives it exactly (17.565, not 17.564999...).
 TYPICAL_PRICE_SQL = """
-SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY unit_price) FROM interaction
+SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY unit_price)::numeric, 3) FROM interaction
 WHERE item_id = %(item)s AND event_type = 'purchase' AND unit_price IS NOT NULL
   AND occurred_at < %(as_of)s
 """

@@ -22,6 +22,7 @@ from app.config import Settings
 from app.db.engine import drop_database, ensure_database, libpq_url
 from app.db.migrate import upgrade
 from app.main import create_app
+from bench.checker import check_reason
 from bench.shops import generate, write_csv
 from tests.conftest import REDIS_URL, new_database_url
 from tests.integration.test_health import client_for
@@ -227,3 +228,33 @@ async def test_explain_names_the_shops_item_in_dollars(
     assert_theme_from_category(shop, item_id, body["item"]["theme"])
     unknown = await client.get("/v1/explain", params={"user_id": user, "item_id": "B0NOTANITEM"})
     assert unknown.status_code == 404
+
+
+async def test_every_served_claim_holds_in_this_shops_rows(
+    shop: SecondShop, client: httpx.AsyncClient
+) -> None:
+    """The independent checker recomputes each claim of the served reasons (both lists a
+    storefront shows) from the raw rows, in dollars and without countries."""
+    ids = dict(query(shop, "SELECT sku, id FROM item"))
+    checked, kinds = 0, set()
+    with psycopg.connect(libpq_url(shop.database_url), autocommit=True) as conn:
+        for user in busiest_shoppers(shop, 12):
+            for exclude in ("false", "true"):
+                body = (
+                    await client.get(
+                        "/v1/recommend",
+                        params={"user_id": user, "k": 4, "with_reasons": "true",
+                                "exclude_purchased": exclude},
+                    )
+                ).json()  # fmt: skip
+                for item in body["items"]:
+                    claims = check_reason(
+                        conn, user, ids[item["item_id"]], item["reason"], AS_OF, "$"
+                    )
+                    assert all(c.verdict == "true" for c in claims), [
+                        (c.kind, c.verdict, c.detail) for c in claims
+                    ]
+                    checked += len(claims)
+                    kinds |= {c.kind for c in claims}
+    assert checked >= 100
+    assert {"price", "usual_price"} <= kinds, kinds
