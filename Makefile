@@ -75,6 +75,7 @@ bench-soak: model
 bench-reasons: model
 	$(BIN)/python -m bench.reasons
 	$(BIN)/python -m bench.fact_check
+	$(BIN)/python -m bench.fact_check --shop second
 
 # Pre-generate the most active shoppers' lists and reasons into Redis.
 warm: model

@@ -76,6 +76,10 @@ class Item(BaseModel):
     item_id: str = Field(description="The shop's own id of the item (its SKU).")
     title: str
     price: float | None = Field(description="Typical price paid, in the shop's currency.")
+    price_text: str | None = Field(
+        description="The price as the shop writes it: its currency and locale (RECS_CURRENCY,"
+        ' RECS_LOCALE), e.g. "$1,299.99" or "1.299,99 €".'
+    )
     theme: str | None
 
 

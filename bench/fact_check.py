@@ -1,6 +1,7 @@
-"""Every claim of served reasons, recomputed from the raw rows. Writes bench/results/fact_check.md.
+"""Every claim of served reasons, recomputed from the raw rows. Writes bench/results/fact_check.md
+(the demo shop) or fact_check_second_shop.md (--shop second).
 
-    make bench-reasons      # runs bench.reasons, then this (.venv/bin/python -m bench.fact_check)
+    make bench-reasons      # bench.reasons, then this on the demo and on the second shop
 
 Reasons are served as the service serves them (in process, both lists a storefront shows: the
 shopper's top items and their top items not bought before), by the template writer and by the
@@ -9,6 +10,11 @@ still swaps a rejected one for the template). Shoppers: held-out shoppers (app/r
 with two or more orders, every shopper without a country, and a few of them with a cart (add to
 cart lines this benchmark writes just after their last purchase and deletes again). Each reason
 goes through bench/checker.py, which shares no code with app/reasons.
+
+The second shop (bench/shops: US dollars, no countries, category themes, sessions for baskets)
+is built through the command line in a throwaway database; it has no adapter of its own, so the
+LM writer uses the demo's (its prompts hold slots and states, never the shop's words), and its
+shoppers are all unseen by that adapter.
 """
 
 import argparse
@@ -25,16 +31,23 @@ from app.db.engine import libpq_url
 from app.lifespan import offline_service
 from app.machine import describe_machine, now
 from app.reasons.finetune import data_end, is_held_out
+from app.reasons.local_lm import resolve_adapter
 from app.schemas import RecommendRequest
 from bench.checker import Claim, check_reason, summarise
+from bench.shops.build import built_shop
 
-RESULT = PROJECT_ROOT / "bench" / "results" / "fact_check.md"
+RESULTS = {
+    "demo": PROJECT_ROOT / "bench" / "results" / "fact_check.md",
+    "second": PROJECT_ROOT / "bench" / "results" / "fact_check_second_shop.md",
+}
 CART_EVENT = "bench-fact-check-cart-"
 WRITERS = {"template": "template", "fine-tuned LM": "transformers"}
 
 
-def shoppers(conn: psycopg.Connection, n: int, seed: int) -> tuple[list[str], list[str]]:
-    """`n` held-out shoppers with 2+ orders and every shopper without a country; the second
+def shoppers(
+    conn: psycopg.Connection, n: int, seed: int, held_out_only: bool
+) -> tuple[list[str], list[str]]:
+    """`n` (held-out) shoppers with 2+ orders and every shopper without a country; the second
     list: those of the first given a cart."""
     rows = conn.execute(
         "SELECT u.external_id, u.country IS NULL FROM app_user u"
@@ -43,6 +56,10 @@ def shoppers(conn: psycopg.Connection, n: int, seed: int) -> tuple[list[str], li
         " HAVING count(DISTINCT coalesce(i.order_id, i.occurred_at::date::text)) >= 2"
         "     OR u.country IS NULL ORDER BY 1"
     ).fetchall()
+    if not held_out_only:  # a shop without countries: a sample of everyone
+        everyone = [u for u, _ in rows]
+        random.Random(seed).shuffle(everyone)  # noqa: S311
+        return everyone[:n], everyone[: n // 5]
     held_out = [u for u, unknown in rows if is_held_out(u) and not unknown]
     random.Random(seed).shuffle(held_out)  # noqa: S311 (a sample, not a secret)
     chosen = held_out[:n] + [u for u, unknown in rows if unknown]
@@ -98,12 +115,30 @@ async def serve(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Fact check of served reasons (see docstring).")
-    parser.add_argument("--shoppers", type=int, default=100, help="held-out shoppers")
+    parser.add_argument("--shop", choices=list(RESULTS), default="demo")
+    parser.add_argument("--shoppers", type=int, default=100, help="(held-out) shoppers")
     parser.add_argument("-k", type=int, default=2, help="items per list (two lists a shopper)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--writers", nargs="+", choices=list(WRITERS), default=list(WRITERS))
     args = parser.parse_args()
-    settings = get_settings()
+    if args.shop == "demo":
+        report = fact_check(get_settings(), args, "every shopper without a country", True)
+    else:
+        adapter = resolve_adapter("latest", get_settings().models_dir)
+        with built_shop(seed=1, max_epochs=12) as shop:
+            settings = Settings(
+                database_url=shop.database_url, models_dir=shop.models_dir,
+                currency="USD", locale="en_US", themes="auto",
+                reason_adapter=str(adapter) if adapter else "none",
+            )  # fmt: skip
+            report = fact_check(settings, args, "no shopper has a country", False)
+    RESULTS[args.shop].write_text(report)
+    print(report)
+
+
+def fact_check(
+    settings: Settings, args: argparse.Namespace, countries: str, held_out_only: bool
+) -> str:
     as_of = settings.as_of or asyncio.run(data_end(settings))
     settings = settings.model_copy(update={"as_of": as_of})
     symbol = (
@@ -115,7 +150,7 @@ def main() -> None:
     claims: list[tuple[str, Claim]] = []
     counts: dict[str, dict[str, int]] = {}
     with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as conn:
-        users, carted = shoppers(conn, args.shoppers, args.seed)
+        users, carted = shoppers(conn, args.shoppers, args.seed, held_out_only)
         try:
             add_carts(conn, carted, args.seed)
             for label in args.writers:
@@ -131,15 +166,18 @@ def main() -> None:
                     claims += [(who, claim) for claim in found]
         finally:
             conn.execute("DELETE FROM interaction WHERE event_id LIKE %s", (f"{CART_EVENT}%",))
-    report = "\n".join(
+    shop = "the demo shop" if args.shop == "demo" else "the second shop (bench/shops, seed 1)"
+    return "\n".join(
         [
-            "# Fact check of served reasons",
+            f"# Fact check of served reasons: {shop}",
             "",
             f"- Machine: {describe_machine()}",
             f"- Date: {now()}; data as of {as_of:%Y-%m-%d}",
-            "- Command: `make bench-reasons` (`.venv/bin/python -m bench.fact_check`)",
-            f"- Shoppers: {len(users)} ({args.shoppers} held out with 2+ orders, every"
-            f" shopper without a country; {len(carted)} with a cart), two lists of {args.k}"
+            f"- Command: `make bench-reasons` (`.venv/bin/python -m bench.fact_check"
+            f"{' --shop second' if args.shop != 'demo' else ''}`)",
+            f"- Reason adapter: {settings.reason_adapter}",
+            f"- Shoppers: {len(users)} ({args.shoppers}{' held out' if held_out_only else ''}"
+            f" with 2+ orders; {countries}; {len(carted)} with a cart), two lists of {args.k}"
             " each (their top items, and their top items not bought before).",
             *(
                 f"- {label}: {c['reasons']} reasons served, {c['written by the LM']} of them"
@@ -153,8 +191,6 @@ def main() -> None:
             "",
         ]
     )
-    RESULT.write_text(report)
-    print(report)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,6 @@ async function api(path, options = {}) {
   return body;
 }
 
-const money = (price) => (price == null ? "" : `£${price.toFixed(2)}`);
-
 function showHistory(history) {
   $("shopper-title").textContent = `Shopper ${history.user_id}` + (history.country ? ` · ${history.country}` : "");
   $("purchases").replaceChildren(
@@ -53,7 +51,7 @@ function recCard(item) {
   add.addEventListener("click", () => addToCart(item, add));
   return el("li", { className: "rec" },
     el("div", { className: "title" }, `${item.rank}. ${item.title}`),
-    el("div", { className: "meta" }, [money(item.price), item.theme].filter(Boolean).join(" · ")),
+    el("div", { className: "meta" }, [item.price_text, item.theme].filter(Boolean).join(" · ")),
     el("p", { className: "reason" }, item.reason || "", el("span", { className: "writer" }, item.reason_writer || "")),
     el("div", { className: "actions" }, why, add),
     evidence);

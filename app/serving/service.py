@@ -53,8 +53,11 @@ from app.train.data import FloatArray, IntArray
 SIMILAR_CO_PURCHASE_WEIGHT = 0.5  # similar items: cosine + this x co-purchase confidence
 
 
-def as_item(entry: CatalogItem) -> Item:
-    return Item(item_id=entry.sku, title=entry.title, price=entry.price, theme=entry.theme)
+def as_item(entry: CatalogItem, locale: evidence.Locale) -> Item:
+    return Item(
+        item_id=entry.sku, title=entry.title, price=entry.price,
+        price_text=None if entry.price is None else locale.money(entry.price), theme=entry.theme,
+    )  # fmt: skip
 
 
 @dataclass
@@ -133,7 +136,7 @@ class Service:
         if ranking.source == "popular":
             FALLBACKS.labels("popular_in_country").inc()
         items = [
-            RecommendedItem(**as_item(r.item).model_dump(), score=r.score, rank=r.rank)
+            RecommendedItem(**as_item(r.item, self.locale).model_dump(), score=r.score, rank=r.rank)
             for r in ranking.items
         ]
         settled = True
@@ -275,9 +278,9 @@ class Service:
             shopper, user_id, [target], history, none, country
         )
         response = ExplainResponse(
-            request_id=request_id, user_id=user_id, item=as_item(target), reason=written.text,
-            evidence=self._shown(facts), reason_writer=written.writer, cached=cached,
-            model_versions=self.versions,
+            request_id=request_id, user_id=user_id, item=as_item(target, self.locale),
+            reason=written.text, evidence=self._shown(facts), reason_writer=written.writer,
+            cached=cached, model_versions=self.versions,
         )  # fmt: skip
         if not written.transient:  # a stand-in for a late reason is not kept
             body = response.model_dump_json(exclude={"request_id", "cached"})
@@ -299,12 +302,13 @@ class Service:
         recent = sorted(last_line, key=lambda i: -last_line[i])[:limit]
         purchases = [
             PurchasedItem(
-                **as_item(self.catalog.at(i)).model_dump(), times_bought=times_bought[i],
+                **as_item(self.catalog.at(i), self.locale).model_dump(),
+                times_bought=times_bought[i],
                 last_bought=datetime.fromtimestamp(last_bought[i], UTC),
             )
             for i in recent
         ]  # fmt: skip
-        cart = [as_item(self.catalog.at(i)) for i in history.cart.tolist()]
+        cart = [as_item(self.catalog.at(i), self.locale) for i in history.cart.tolist()]
         return ShopperHistory(
             user_id=user_id, country=shopper.country, purchases=purchases, cart=cart
         )
@@ -317,7 +321,7 @@ class Service:
         )
 
     def item(self, item_id: str) -> Item:
-        return as_item(self._entry(item_id))
+        return as_item(self._entry(item_id), self.locale)
 
     async def similar(self, item_id: str, k: int) -> SimilarResponse:
         entry = self._entry(item_id)
@@ -344,10 +348,10 @@ class Service:
                 )
         scored.sort(key=lambda row: -row[3])
         return SimilarResponse(
-            item=as_item(entry),
+            item=as_item(entry, self.locale),
             similar=[
                 SimilarItem(
-                    **as_item(other).model_dump(), score=score, similarity=similarity,
+                    **as_item(other, self.locale).model_dump(), score=score, similarity=similarity,
                     co_purchase_confidence=conf,
                 )
                 for other, similarity, conf, score in scored[:k]

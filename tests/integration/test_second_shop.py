@@ -192,6 +192,7 @@ async def test_recommend_with_reasons_speaks_of_this_shop(
         assert body["items"]
         for item in body["items"]:
             assert item["item_id"] in known
+            assert item["price_text"] == f"${item['price']:,.2f}", item
             assert item["reason"]
             assert_about_this_shop(item["reason"])
             assert_theme_from_category(shop, item["item_id"], item["theme"])
