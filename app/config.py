@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         " less than this many minutes apart (the ingest and POST /v1/events store it as"
         " order_id `session:<shopper>:<unix time of its first purchase>`).",
     )  # fmt: skip
+    cart_ttl_h: int = Field(
+        72, ge=1, le=90 * 24,
+        description="The cart is what a shopper added since their last purchase and less than"
+        " this many hours before now (RECS_AS_OF, or the wall clock); older lines are no"
+        " longer in it.",
+    )  # fmt: skip
     themes: ThemeChoice = Field(
         "auto",
         description="Where the features step takes item themes from: category (the shop's"

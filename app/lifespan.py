@@ -221,7 +221,7 @@ async def load_service(
     return Service(
         bundle, catalog, recommender, engine, cache, pool, batcher, writer, vocabulary,
         settings.as_of, evidence.Locale(settings.currency, settings.locale),
-        settings.session_gap_min,
+        settings.session_gap_min, settings.cart_ttl_h,
     )  # fmt: skip
 
 
@@ -243,19 +243,30 @@ def load_writer(settings: Settings, vocabulary: Vocabulary, lm_pool: InferencePo
             client, settings.reason_openai_model, settings.reason_max_new_tokens
         )
         return LMWriter(remote, vocabulary, settings.reason_timeout_s, settings.reason_late_s)
+    warning = None
     try:
         from app.reasons import local_lm
 
+        adapter = local_lm.resolve_adapter(settings.reason_adapter, settings.models_dir)
+        if adapter is None and settings.reason_adapter == "latest":
+            warning = (
+                f"no reason adapter under {settings.models_dir / 'reason_lm'}: the base model"
+                " writes reasons, and the guard rejects most of them (their template is"
+                " served); train one (python -m app train-reasons) or set RECS_REASON_ADAPTER"
+            )
+            logger.warning(warning)
         model, tokenizer, name = local_lm.load_lm(
-            local_lm.resolve_model(settings.reason_model, settings.models_dir),
-            local_lm.resolve_adapter(settings.reason_adapter, settings.models_dir),
+            local_lm.resolve_model(settings.reason_model, settings.models_dir), adapter
         )
     except (local_lm.LMError, OSError, ValueError) as error:
-        logger.error("reason LM not loaded, writing template reasons: %s", error)
-        return TemplateWriter()
+        warning = f"the reason LM could not be loaded ({error}): template reasons are served"
+        logger.error(warning)
+        return TemplateWriter(warning)
     generator = local_lm.TransformersGenerator(
         model, tokenizer, name, lm_pool, settings.reason_max_new_tokens,
         max_time_s=settings.reason_timeout_s + settings.reason_late_s,
     )  # fmt: skip
     lm_pool.executor.submit(generator.warm_up, RecommendRequest().k).result()
-    return LMWriter(generator, vocabulary, settings.reason_timeout_s, settings.reason_late_s)
+    return LMWriter(
+        generator, vocabulary, settings.reason_timeout_s, settings.reason_late_s, warning
+    )

@@ -25,6 +25,11 @@ class Ready(BaseModel):
         description="degraded: Redis is unreachable; answers go on without the cache."
     )
     checks: dict[str, Check]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What an operator should know though the service is ready: e.g. the reason"
+        " LM could not be loaded (template reasons are served) or has no adapter.",
+    )
 
 
 @router.get("/healthz", summary="The process is alive")
@@ -64,4 +69,8 @@ async def readyz(
     failing = [name for name, state in checks.items() if state != "ok"]
     if set(failing) - {"redis"}:
         raise NotReady(f"unavailable: {', '.join(failing)}", checks=checks)
-    return Ready(status="degraded" if failing else "ready", checks=checks)
+    warning = request.app.state.service.writer.warning
+    return Ready(
+        status="degraded" if failing else "ready", checks=checks,
+        warnings=[warning] if warning else [],
+    )  # fmt: skip

@@ -75,9 +75,18 @@ class ReasonWriter(Protocol):
         """This writer, guarding against another catalog's names (after a ranker reload)."""
         ...
 
+    @property
+    def warning(self) -> str | None:
+        """What an operator should know: the writer is not the one configured, or lacks its
+        adapter. Logged at startup and shown by /readyz."""
+        ...
+
 
 class TemplateWriter:
     name = TEMPLATE
+
+    def __init__(self, warning: str | None = None):
+        self.warning = warning
 
     async def write(self, cases: list[Case], keep: Keep | None = None) -> list[Written]:
         return [Written(template_reason(c.facts, c.style), TEMPLATE) for c in cases]
@@ -95,8 +104,10 @@ class LMWriter:
         vocabulary: guard.Vocabulary,
         timeout_s: float,
         late_s: float = 0.0,  # how long a generation past timeout_s may run on; 0: cancel it
+        warning: str | None = None,
     ):
         self.generator = generator
+        self.warning = warning
         self.vocabulary = vocabulary
         self.timeout_s = timeout_s
         self.late_s = late_s
@@ -132,7 +143,7 @@ class LMWriter:
         ]
 
     def for_vocabulary(self, vocabulary: guard.Vocabulary) -> "LMWriter":
-        return LMWriter(self.generator, vocabulary, self.timeout_s, self.late_s)
+        return LMWriter(self.generator, vocabulary, self.timeout_s, self.late_s, self.warning)
 
     async def _finish_late(
         self,

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -36,6 +37,7 @@ async def test_readyz_when_postgres_and_redis_answer(settings: Settings) -> None
     assert response.json() == {
         "status": "ready",
         "checks": {"postgres": "ok", "redis": "ok", "model": "ok"},
+        "warnings": [],
     }
 
 
@@ -48,7 +50,26 @@ async def test_readyz_is_degraded_not_down_when_redis_is(settings: Settings) -> 
     assert response.json() == {
         "status": "degraded",
         "checks": {"postgres": "ok", "redis": "unreachable", "model": "ok"},
+        "warnings": [],
     }
+
+
+async def test_readyz_says_when_the_reason_lm_could_not_be_loaded(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Ready (reasons are served, by the template), but an operator is told why."""
+    missing = tmp_path / "no-such-model.gguf"
+    app = create_app(
+        settings.model_copy(update={"reason_writer": "transformers", "reason_model": str(missing)})
+    )
+    async with client_for(app) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 200
+    [warning] = response.json()["warnings"]
+    assert "the reason LM could not be loaded" in warning
+    assert str(missing) in warning
+    assert "template reasons are served" in warning
+    assert app.state.service.writer.name == "template"
 
 
 async def test_readyz_when_postgres_is_down(settings: Settings) -> None:
