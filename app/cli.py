@@ -192,6 +192,15 @@ def train(
         ),
     ] = EVALUATION_SHARE,
     max_epochs: Annotated[int, typer.Option(min=1, help="Epoch budget (cosine schedule).")] = 12,
+    events_per_type: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=50,
+            help="Views, clicks and add-to-carts the sequence holds: the last N of each type"
+            " before the visit (0: purchases only; a shop without them trains on purchases).",
+        ),
+    ] = 10,
     if_missing: Annotated[
         bool, typer.Option("--if-missing", help="Do nothing when a model bundle exists.")
     ] = False,
@@ -211,7 +220,10 @@ def train(
         if existing is not None:
             console.print(f"model {existing} exists; skipping")
             return
-    fit_settings = FitSettings(seed=seed, max_epochs=max_epochs)
+    fit_settings = FitSettings(
+        seed=seed, max_epochs=max_epochs, events_per_type=events_per_type,
+        visit_gap_min=settings.session_gap_min,
+    )  # fmt: skip
     given = None if cutoff is None else cutoff.replace(tzinfo=UTC)
     with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as conn:
         try:

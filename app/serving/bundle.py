@@ -25,6 +25,7 @@ from app import __version__
 from app.config import PROJECT_ROOT
 from app.schemas import VERSION_PATTERN
 from app.train.data import FloatArray, ItemSide
+from app.train.inputs import SequenceSpec
 from app.train.two_tower import TwoTower, TwoTowerConfig
 
 FILES = ("weights.safetensors", "items.safetensors", "id_maps.json", "manifest.json")
@@ -49,6 +50,11 @@ class Bundle:
     @property
     def n_items(self) -> int:
         return len(self.item_skus)
+
+    @property
+    def inputs(self) -> SequenceSpec:
+        """What the user tower reads (the manifest's "inputs"; none: purchases only)."""
+        return SequenceSpec.from_manifest(self.manifest)
 
 
 def code_version() -> str:
@@ -140,7 +146,14 @@ def load_bundle(path: Path) -> Bundle:
         raise BundleError(f"{path} lacks {', '.join(missing)}")
     manifest = json.loads((path / FILES[3]).read_text())
     id_maps = json.loads((path / FILES[2]).read_text())
-    model = TwoTower(TwoTowerConfig(**manifest["config"]))
+    config = TwoTowerConfig(**manifest["config"])
+    try:
+        inputs = SequenceSpec.from_manifest(manifest)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{path}: the manifest's inputs can't be read ({exc})") from None
+    if inputs.events_per_type != config.events_per_type:
+        raise BundleError(f"{path}: the manifest's inputs and the model's config disagree")
+    model = TwoTower(config)
     # safetensors holds tensors only: loading can't run code (unlike a pickle).
     model.load_state_dict(load_file(path / FILES[0]))
     model.eval()

@@ -12,7 +12,7 @@ from app.serving.catalog import Catalog, CatalogItem
 from app.serving.retriever import Retriever, ScoreRequest, top_k
 from app.serving.shoppers import History
 from app.train.data import FloatArray, IntArray
-from app.train.inputs import SEQUENCE_LENGTH
+from app.train.inputs import SEQUENCE_LENGTH, Events
 
 Source = Literal["history", "session", "popular"]
 
@@ -44,6 +44,7 @@ class Recommender:
     def __init__(self, retriever: Retriever, catalog: Catalog) -> None:
         self.retriever = retriever
         self.catalog = catalog
+        self.reads_events = retriever.bundle.inputs.events_per_type > 0
 
     def model_input(
         self, history: History, session: IntArray, country: str | None, now: int
@@ -54,8 +55,9 @@ class Recommender:
         current = self._current(history, session)
         if len(history.items) + len(current) == 0:
             return None
+        current, events = self._model_view(history, session)
         items, item_times, basket_times = self._history(history, current, now, drop=None)
-        return ScoreRequest(items, item_times, basket_times, country, now)
+        return ScoreRequest(items, item_times, basket_times, country, now, events)
 
     def select(
         self, scores: FloatArray, history: History, session: IntArray, filters: Filters
@@ -83,6 +85,17 @@ class Recommender:
     def _current(history: History, session: IntArray) -> IntArray:
         return np.unique(np.concatenate([history.cart, session]))
 
+    def _model_view(self, history: History, session: IntArray) -> tuple[IntArray, Events | None]:
+        """The basket being filled and the events, as the model reads them. A model that reads
+        events saw, in training, what came before each basket's visit: so here the events before
+        the ongoing visit (an item carted earlier is an add-to-cart there), and as the basket
+        the session and what was carted during the visit."""
+        if not self.reads_events:
+            return self._current(history, session), None
+        in_visit = history.cart[history.cart_times >= history.visit_start]
+        current = np.unique(np.concatenate([in_visit, session]))
+        return current, history.events.before(history.visit_start)
+
     def similar(self, index: int, k: int) -> list[tuple[CatalogItem, float]]:
         """Items closest to one item: cosine of the item vectors."""
         vectors = self.retriever.vectors
@@ -105,15 +118,17 @@ class Recommender:
         is the score drop, and its share that of all the positive drops. Best first, positive
         contributions only. One forward pass serves every target: the variants of the history
         are the same for all of them."""
-        current = self._current(history, session)
+        current, events = self._model_view(history, session)
         items = np.concatenate([history.items, current])
         recent = items[-SEQUENCE_LENGTH:]
         candidates = np.asarray(list(dict.fromkeys(recent[::-1].tolist())), dtype=np.int64)
         if len(candidates) == 0:
             return [[] for _ in targets]
+        # Only purchases and the current basket are candidates (evidence states those); the
+        # events stay in every variant.
         variants = [self._history(history, current, now, drop=None)]
         variants += [self._history(history, current, now, drop=int(c)) for c in candidates]
-        requests = [ScoreRequest(*variant, country, now) for variant in variants]
+        requests = [ScoreRequest(*variant, country, now, events) for variant in variants]
         scores = self.retriever.score_requests(requests)[:, targets]
         drops = scores[0] - scores[1:]  # (candidates, targets)
         found, at = [], self.catalog.at

@@ -19,24 +19,27 @@ from app.serving.bundle import Bundle
 from app.serving.catalog import NewItems
 from app.train.data import FloatArray, IntArray
 from app.train.fit import as_tensors
-from app.train.inputs import shopper_row, stack
+from app.train.inputs import Events, shopper_row, stack
 
 
 @dataclass(frozen=True)
 class ScoreRequest:
     """One shopper as the model scores them: purchases in time order (bundle indices), each
-    item's basket time, one time per basket, country and the time to score at."""
+    item's basket time, one time per basket, country, the time to score at and, for a model
+    that reads them, the non-purchase events before the ongoing visit."""
 
     items: IntArray
     item_times: IntArray
     basket_times: IntArray
     country: str | None
     now: int
+    events: Events | None = None
 
 
 class Retriever:
     def __init__(self, bundle: Bundle, new_items: NewItems | None = None) -> None:
         self.bundle = bundle
+        self.inputs = bundle.inputs
         self.country_index = {name: n for n, name in enumerate(bundle.countries)}
         self.theme_index = {name: n for n, name in enumerate(bundle.item_side.themes)}
         new = self._new_item_vectors(new_items)
@@ -67,17 +70,28 @@ class Retriever:
         """(len(requests), catalog items): many shoppers (or variants of one) in one forward
         pass."""
         n = self.bundle.n_items
-        rows = [
-            shopper_row(
-                np.where(r.items >= n, r.items + 1, r.items), r.item_times, r.basket_times,
-                self.country_of(r.country), r.now, n,
-            )
-            for r in requests
-        ]  # fmt: skip
         with torch.inference_mode():
-            logits = self.bundle.model.scores(self.item_matrix, as_tensors(stack(rows)))
+            inputs = as_tensors(stack([self.model_row(r) for r in requests]))
+            logits = self.bundle.model.scores(self.item_matrix, inputs)
         scores = torch.cat([logits[:, :n], logits[:, n + 1 :]], dim=1)  # the padding row out
         return np.asarray(scores.float().numpy(), dtype=np.float32)
+
+    def model_row(self, r: ScoreRequest) -> tuple[IntArray, ...]:
+        """The model's inputs for one request, as training builds them (inputs.shopper_row)."""
+        return shopper_row(
+            self._model_rows(r.items), r.item_times, r.basket_times, self.country_of(r.country),
+            r.now, self.bundle.n_items, self._model_events(r.events), self.inputs,
+        )  # fmt: skip
+
+    def _model_rows(self, items: IntArray) -> IntArray:
+        """Catalog indices as rows of the model's item matrix (new items follow its padding)."""
+        n = self.bundle.n_items
+        return np.where(items >= n, items + 1, items)
+
+    def _model_events(self, events: Events | None) -> Events | None:
+        if events is None:
+            return None
+        return Events(self._model_rows(events.items), events.times, events.types)
 
     def score_session(self, items: IntArray, country: str | None, now: int) -> FloatArray:
         """A shopper known only by the 1-3 items of the current session."""

@@ -42,6 +42,7 @@ from app.serving.retriever import ScoreRequest
 from app.serving.shoppers import (
     History,
     NewEvent,
+    Reading,
     Shopper,
     conflicting_events,
     load_shopper,
@@ -74,6 +75,7 @@ class Service:
     as_of: datetime | None
     locale: evidence.Locale
     session_gap_min: int  # purchases without an order id: one basket while closer than this
+    cart_ttl_h: int  # the cart: added since the last purchase and less than this long ago
 
     @property
     def versions(self) -> ModelVersions:
@@ -81,6 +83,15 @@ class Service:
 
     def now(self) -> datetime:
         return self.as_of or datetime.now(UTC)
+
+    def reading(self) -> Reading:
+        """How a shopper's history is read now: the cart's age limit, and the events the model
+        reads."""
+        inputs = self.bundle.inputs
+        return Reading(
+            int(self.now().timestamp()), 3600 * self.cart_ttl_h, inputs.events_per_type,
+            inputs.visit_gap_s,
+        )  # fmt: skip
 
     async def recommend(self, request_id: str, req: RecommendRequest) -> RecommendResponse | bytes:
         """The response, or on a cache hit its stored JSON body as served (no re-validation)."""
@@ -110,7 +121,7 @@ class Service:
         async with self.engine.connect() as conn:
             # One statement, so no transaction: that saves the BEGIN and ROLLBACK round trips.
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            found = await load_shopper(conn, user_id, self.catalog)
+            found = await load_shopper(conn, user_id, self.catalog, self.reading())
         return found if found is not None else (None, History.empty())
 
     async def _recommend(

@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -13,10 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db.tables import app_user, interaction, user_feature
 from app.ingest.sessions import SESSIONS_SQL, is_session, session_parameters
 from app.serving.catalog import Catalog
-from app.train.data import IntArray
+from app.train.data import EVENT_TYPES, IntArray
+from app.train.inputs import Events, visit_start
 
 HISTORY_LIMIT = 2_000  # purchase lines read per shopper: far more than the model attends over
 CART_LIMIT = 20
+# Non-purchase events read per type, as a multiple of what the model keeps: the ongoing visit's
+# are left out of the model's sequence, and the rest must still fill it.
+EVENT_READ_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -27,19 +31,37 @@ class Shopper:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """How much of a shopper is read, as of `now` (unix seconds): the cart is what was added
+    since the last purchase and less than cart_ttl_s ago; `events_per_type` views, clicks and
+    add-to-carts (0: none, for a model that doesn't read them), and the visit they are cut at
+    ends after visit_gap_s without activity."""
+
+    now: int
+    cart_ttl_s: int
+    events_per_type: int = 0
+    visit_gap_s: int = 3600
+
+
+@dataclass(frozen=True)
 class History:
     """Purchases in time order as bundle indices, each with its basket's time (unix seconds),
-    one time per basket, and what is in the cart now (added since the last purchase)."""
+    one time per basket, what is in the cart now (added since the last purchase, within the
+    cart TTL) with when each was added, and the non-purchase events before the ongoing visit
+    (which began at visit_start), in time order."""
 
     items: IntArray
     item_times: IntArray
     basket_times: IntArray
     cart: IntArray
+    cart_times: IntArray
+    events: Events
+    visit_start: int
 
     @classmethod
-    def empty(cls) -> "History":
+    def empty(cls, now: int = 0) -> "History":
         none = np.zeros(0, dtype=np.int64)
-        return cls(none, none, none, none)
+        return cls(none, none, none, none, none, Events.none(), now)
 
     @property
     def purchased(self) -> IntArray:
@@ -63,10 +85,12 @@ async def sample_shoppers(
 
 # A shopper and their history in one round trip, as arrays (no per-row objects): the last
 # purchase lines newest first, each marked when it starts a basket (one order; events without
-# an order id: one UTC day), and the cart (added to it since the last purchase), newest first.
-# Both come in order from ix_interaction_user_id_event_type_occurred_at, reading only the lines
-# kept; the arrays keep that order, so each sort an aggregate makes finds its input sorted
-# (oldest first instead: 1.18 ms of Postgres CPU a read, against 0.76). No row: no such shopper.
+# an order id: one UTC day), the cart (added to it since the last purchase and after
+# :cart_since, up to :now), newest first, and the last :event_limit events of each type in
+# :event_types before :now. All come in order from ix_interaction_user_id_event_type_occurred_at,
+# reading only the lines kept; the arrays keep that order, so each sort an aggregate makes finds
+# its input sorted (oldest first instead: 1.18 ms of Postgres CPU a read, against 0.76). No
+# row: no such shopper.
 SHOPPER_SQL = text(
     """
     WITH shopper AS (
@@ -91,32 +115,54 @@ SHOPPER_SQL = text(
                coalesce(array_agg(starts ORDER BY occurred_at DESC, id DESC), '{}') AS starts,
                max(occurred_at) AS last_purchase
         FROM recent
+    ), cart AS (
+        SELECT coalesce(array_agg(c.item_id ORDER BY c.occurred_at DESC, c.id DESC), '{}')
+                   AS items,
+               coalesce(array_agg(c.at ORDER BY c.occurred_at DESC, c.id DESC), '{}') AS times
+        FROM shopper s CROSS JOIN history h CROSS JOIN LATERAL (
+            SELECT c.item_id, c.occurred_at, c.id, extract(epoch FROM c.occurred_at)::bigint AS at
+            FROM interaction c
+            WHERE c.user_id = s.id AND c.event_type = 'add_to_cart'
+              AND (h.last_purchase IS NULL OR c.occurred_at > h.last_purchase)
+              AND c.occurred_at > :cart_since AND c.occurred_at <= :now
+            ORDER BY c.occurred_at DESC, c.id DESC
+            LIMIT :cart_limit
+        ) c
+    ), events AS (
+        SELECT coalesce(array_agg(e.item_id ORDER BY e.occurred_at DESC, e.id DESC), '{}')
+                   AS items,
+               coalesce(array_agg(e.at ORDER BY e.occurred_at DESC, e.id DESC), '{}') AS times,
+               coalesce(array_agg(e.event_type ORDER BY e.occurred_at DESC, e.id DESC), '{}')
+                   AS types
+        FROM shopper s CROSS JOIN unnest(CAST(:event_types AS text[])) AS t(event_type)
+        CROSS JOIN LATERAL (
+            SELECT e.item_id, e.occurred_at, e.id, e.event_type,
+                   extract(epoch FROM e.occurred_at)::bigint AS at
+            FROM interaction e
+            WHERE e.user_id = s.id AND e.event_type = t.event_type AND e.occurred_at < :now
+            ORDER BY e.occurred_at DESC, e.id DESC
+            LIMIT :event_limit
+        ) e
     )
-    SELECT s.id, s.country, h.items, h.times, h.starts,
-           (SELECT coalesce(array_agg(c.item_id ORDER BY c.occurred_at DESC, c.id DESC), '{}')
-            FROM (
-                SELECT c.item_id, c.occurred_at, c.id
-                FROM interaction c
-                WHERE c.user_id = s.id AND c.event_type = 'add_to_cart'
-                  AND (h.last_purchase IS NULL OR c.occurred_at > h.last_purchase)
-                ORDER BY c.occurred_at DESC, c.id DESC
-                LIMIT :cart_limit
-            ) c) AS cart
-    FROM shopper s CROSS JOIN history h
+    SELECT s.id, s.country, h.items, h.times, h.starts, c.items AS cart, c.times AS cart_times,
+           e.items AS event_items, e.times AS event_times, e.types AS event_types
+    FROM shopper s CROSS JOIN history h CROSS JOIN cart c CROSS JOIN events e
     """
 )
 
 
 async def load_shopper(
-    conn: AsyncConnection, external_id: str, catalog: Catalog
+    conn: AsyncConnection, external_id: str, catalog: Catalog, reading: Reading
 ) -> tuple[Shopper, History] | None:
-    """The shopper and their history; None if there is no such shopper."""
-    row = (
-        await conn.execute(
-            SHOPPER_SQL,
-            {"external_id": external_id, "history_limit": HISTORY_LIMIT, "cart_limit": CART_LIMIT},
-        )
-    ).first()
+    """The shopper and their history as of reading.now; None if there is no such shopper."""
+    now = datetime.fromtimestamp(reading.now, UTC)
+    parameters = {
+        "external_id": external_id, "history_limit": HISTORY_LIMIT, "cart_limit": CART_LIMIT,
+        "now": now, "cart_since": datetime.fromtimestamp(reading.now - reading.cart_ttl_s, UTC),
+        "event_types": list(EVENT_TYPES[1:]),
+        "event_limit": EVENT_READ_FACTOR * reading.events_per_type,
+    }  # fmt: skip
+    row = (await conn.execute(SHOPPER_SQL, parameters)).first()
     if row is None:
         return None
     times = np.asarray(row.times[::-1], dtype=np.int64)  # oldest first from here on
@@ -125,10 +171,30 @@ async def load_shopper(
     item_times = basket_times[np.cumsum(starts) - 1] if len(times) else times
     items = catalog.index_array(np.asarray(row.items[::-1], dtype=np.int64))
     known = items >= 0
+    cart = catalog.index_array(np.asarray(row.cart[::-1], dtype=np.int64))
+    cart_times = np.asarray(row.cart_times[::-1], dtype=np.int64)
+    events = _events(row.event_items, row.event_times, row.event_types, catalog)
+    # The ongoing visit: activity of any type read, up to now, without a long enough gap;
+    # purchases by their basket's time, as training reads them.
+    activity = np.sort(np.concatenate([basket_times, events.times, cart_times]))
+    started = visit_start(activity[activity < reading.now], reading.now, reading.visit_gap_s)
     history = History(
-        items[known], item_times[known], basket_times, catalog.indices(reversed(row.cart))
-    )
+        items[known], item_times[known], basket_times, cart[cart >= 0], cart_times[cart >= 0],
+        events, started,
+    )  # fmt: skip
     return Shopper(row.id, external_id, row.country), history
+
+
+def _events(items: list[int], times: list[int], types: list[str], catalog: Catalog) -> Events:
+    """The events read (newest first per type) in time order as bundle indices; items the
+    catalog lacks are dropped."""
+    indices = catalog.index_array(np.asarray(items, dtype=np.int64))
+    at = np.asarray(times, dtype=np.int64)
+    type_index = {name: n for n, name in enumerate(EVENT_TYPES)}
+    kinds = np.asarray([type_index[t] for t in types], dtype=np.int64)
+    order = np.argsort(at, kind="stable")
+    order = order[indices[order] >= 0]
+    return Events(indices[order], at[order], kinds[order])
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
-"""A frozen, array-shaped snapshot of the purchases in Postgres: what every model trains on.
+"""A frozen, array-shaped snapshot of the events in Postgres: what every model trains on.
 
 Purchases are grouped into baskets (one order of one shopper, items de-duplicated), sorted by
-shopper then time, stored as CSR-like arrays so that slicing a shopper's history is cheap.
+shopper then time, stored as CSR-like arrays so that slicing a shopper's history is cheap. The
+other events (add-to-cart, click, view) are kept one per row, sorted the same way: the two-tower
+reads them as context, never as targets.
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -30,6 +32,21 @@ JOIN item it ON it.id = i.item_id
 WHERE i.event_type = 'purchase'
 ORDER BY u.external_id, i.occurred_at, 3, it.sku, i.event_id
 """
+# A sequence token's event type, by index (0: purchase). The order is the inputs' code, saved
+# with every model: append, never reorder.
+EVENT_TYPES = ("purchase", "add_to_cart", "click", "view")
+EVENTS_SQL = """
+SELECT u.external_id, it.sku, i.event_type, extract(epoch FROM i.occurred_at)::bigint
+FROM interaction i
+JOIN app_user u ON u.id = i.user_id
+JOIN item it ON it.id = i.item_id
+WHERE i.event_type <> 'purchase'
+ORDER BY u.external_id, i.occurred_at, it.sku, i.event_type, i.event_id
+"""
+
+
+def _no_events() -> IntArray:
+    return np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,11 @@ class Snapshot:
     basket_quantity: IntArray
     user_offsets: IntArray  # baskets of user u: user_offsets[u]:user_offsets[u+1]
     content_hash: str
+    # Views, clicks and add-to-carts, sorted by (user, time); none in a purchases-only shop.
+    event_item: IntArray = field(default_factory=_no_events)
+    event_type: IntArray = field(default_factory=_no_events)  # index into EVENT_TYPES, >= 1
+    event_time: IntArray = field(default_factory=_no_events)  # unix seconds
+    event_offsets: IntArray | None = None  # events of user u: event_offsets[u]:[u + 1]
 
     @property
     def n_items(self) -> int:
@@ -74,6 +96,11 @@ class Snapshot:
 
     def baskets_of(self, user: int) -> range:
         return range(int(self.user_offsets[user]), int(self.user_offsets[user + 1]))
+
+    def events_of(self, user: int) -> range:
+        if self.event_offsets is None:
+            return range(0)
+        return range(int(self.event_offsets[user]), int(self.event_offsets[user + 1]))
 
 
 def load_snapshot(conn: psycopg.Connection) -> Snapshot:
@@ -120,6 +147,18 @@ def load_snapshot(conn: psycopg.Connection) -> Snapshot:
     # Rows come sorted by (user, time), so baskets are too.
     users_array = np.asarray(basket_user, dtype=np.int64)
     user_offsets = np.searchsorted(users_array, np.arange(len(users) + 1)).astype(np.int64)
+    # The other events join the digest only when there are some: a purchases-only shop keeps
+    # the hash (and so the model) it had before they were read.
+    type_index = {name: n for n, name in enumerate(EVENT_TYPES)}
+    event_user, event_item, event_type, event_time = [], [], [], []
+    with conn.cursor() as cur:
+        for external_id, sku, kind, ts in cur.execute(EVENTS_SQL):
+            digest.update(f"{kind}:{external_id},{sku},{ts};".encode())
+            event_user.append(user_index[external_id])
+            event_item.append(item_index[sku])
+            event_type.append(type_index[kind])
+            event_time.append(ts)
+    event_users = np.asarray(event_user, dtype=np.int64)
     return Snapshot(
         item_skus=items,
         user_external_ids=[external_id for external_id, _ in users],
@@ -132,6 +171,10 @@ def load_snapshot(conn: psycopg.Connection) -> Snapshot:
         basket_quantity=np.asarray(basket_quantity, dtype=np.int64),
         user_offsets=user_offsets,
         content_hash=digest.hexdigest(),
+        event_item=np.asarray(event_item, dtype=np.int64),
+        event_type=np.asarray(event_type, dtype=np.int64),
+        event_time=np.asarray(event_time, dtype=np.int64),
+        event_offsets=np.searchsorted(event_users, np.arange(len(users) + 1)).astype(np.int64),
     )
 
 

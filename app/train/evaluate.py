@@ -71,7 +71,7 @@ def compare(conn: psycopg.Connection, bundle: Bundle, with_peers: bool) -> Compa
             peer.fit(split)
             seconds = time.perf_counter() - started
             results.append(ModelResult(peer.name, measure(snapshot, split, peer.score), seconds))
-    scorer = make_scorer(bundle.model, bundle.item_side, HistoryIndex(snapshot))
+    scorer = make_scorer(bundle.model, bundle.item_side, HistoryIndex(snapshot, bundle.inputs))
     fit_seconds = float(bundle.manifest["fit"]["seconds"])
     results.append(ModelResult("two-tower", measure(snapshot, split, scorer), fit_seconds))
     return Comparison(split, bundle, results)

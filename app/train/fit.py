@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from app.train.data import FloatArray, ItemSide, Snapshot
-from app.train.inputs import HistoryIndex, ShopperInputs, stack
+from app.train.inputs import HistoryIndex, SequenceSpec, ShopperInputs, stack
 from app.train.losses import inclusion_log_q, sampled_softmax_loss
 from app.train.metrics import evaluate
 from app.train.seeding import seeded_torch
@@ -33,6 +33,10 @@ class FitSettings:
     uniform_negatives: int = 2048
     # Weight of the loss on items the shopper has not bought before (see _step).
     new_items_weight: float = 0.3
+    # Views, clicks and add-to-carts in the sequence: the last N of each type before the visit
+    # (0: purchases only); a visit ends after this many minutes without activity.
+    events_per_type: int = 10
+    visit_gap_min: int = 60
 
 
 @dataclass
@@ -42,6 +46,13 @@ class FitResult:
     validation: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def sequence_spec(snapshot: Snapshot, settings: FitSettings) -> SequenceSpec:
+    """What the sequence reads: other events when the shop has any. A shop with purchases only
+    trains the purchases-only model, input for input."""
+    per_type = settings.events_per_type if len(snapshot.event_item) else 0
+    return SequenceSpec(per_type, 60 * settings.visit_gap_min)
 
 
 def item_tensors(side: ItemSide, n_known: int) -> tuple[torch.Tensor, ...]:
@@ -127,7 +138,8 @@ def fit_two_tower(split: Split, side: ItemSide, settings: FitSettings) -> FitRes
 def _fit(split: Split, side: ItemSide, settings: FitSettings) -> FitResult:
     started = time.perf_counter()
     s = split.snapshot
-    history = HistoryIndex(s)
+    spec = sequence_spec(s, settings)
+    history = HistoryIndex(s, spec)
     examples, targets = training_examples(split, history)
     tensors = as_tensors(examples)
     frequency = torch.from_numpy(
@@ -136,7 +148,7 @@ def _fit(split: Split, side: ItemSide, settings: FitSettings) -> FitResult:
     frequency = frequency / frequency.sum()
     config = TwoTowerConfig(
         n_items=s.n_items, n_themes=len(side.themes), n_price_bands=len(side.price_bands),
-        n_countries=len(s.countries),
+        n_countries=len(s.countries), events_per_type=spec.events_per_type,
     )  # fmt: skip
     model = TwoTower(config)
     groups: list[dict[str, Any]] = [

@@ -11,7 +11,7 @@ import psycopg
 
 from app.serving.bundle import save_bundle
 from app.train.data import FloatArray, ItemSide, Snapshot, load_item_side, load_snapshot
-from app.train.fit import FitResult, FitSettings, fit_two_tower, make_scorer
+from app.train.fit import FitResult, FitSettings, fit_two_tower, make_scorer, sequence_spec
 from app.train.inputs import HistoryIndex
 from app.train.metrics import evaluate
 from app.train.split import EVALUATION_SHARE, Split, check_enough, derive_cutoff, temporal_split
@@ -46,8 +46,10 @@ def recent_popularity(snapshot: Snapshot, until: int) -> FloatArray:
     return counts
 
 
-def test_metrics(split: Split, side: ItemSide, fit: FitResult) -> dict[str, dict[str, float]]:
-    scorer = make_scorer(fit.model, side, HistoryIndex(split.snapshot))
+def test_metrics(
+    split: Split, side: ItemSide, fit: FitResult, history: HistoryIndex
+) -> dict[str, dict[str, float]]:
+    scorer = make_scorer(fit.model, side, history)
     results: dict[str, dict[str, float]] = {}
     for slice_name, users in (("all", split.test), ("cold_start", split.test.cold_start())):
         for variant, new_only in (("all_items", False), ("not_bought_before", True)):
@@ -75,13 +77,15 @@ def train(
     check_enough(split)
     side = load_item_side(conn, snapshot.item_skus)
     fit = fit_two_tower(split, side, settings)
-    test = test_metrics(split, side, fit)
+    spec = sequence_spec(snapshot, settings)
+    test = test_metrics(split, side, fit, HistoryIndex(snapshot, spec))
     manifest: dict[str, Any] = {
         "data": {
             "snapshot_hash": snapshot.content_hash,
             "items": snapshot.n_items,
             "users": snapshot.n_users,
             "baskets": snapshot.n_baskets,
+            "other_events": len(snapshot.event_item),
             "first_basket_at": datetime.fromtimestamp(
                 int(snapshot.basket_time.min()), UTC
             ).isoformat(),
@@ -96,6 +100,8 @@ def train(
             "validation_users": len(split.validation),
             "test_users": len(split.test),
         },
+        # What the user tower reads: serving builds the same sequence from this.
+        "inputs": spec.as_manifest(),
         "fit": asdict(settings) | {"best_epoch": fit.best_epoch, "seconds": round(fit.seconds)},
         "metrics": {"validation": fit.validation, "test": test},
         "history": fit.history,

@@ -6,8 +6,9 @@ score(shopper, item) = (<user vector, item vector> + repeat bonus) / temperature
   part is dropped at random in training, so an item known only by its title still gets a
   useful vector (cold start).
 - User tower: causal self-attention over the last N items (item vectors + position + time gap
-  to now), read out at a final query token, then joined with the mean vector of every item bought
-  before (long-run taste), country and recency/frequency.
+  to now; for a model that reads them, the last views, clicks and add-to-carts too, each token
+  with its event type), read out at a final query token, then joined with the mean vector of
+  every item bought before (long-run taste), country and recency/frequency.
   With no history it still answers from the query token, country and recency.
 - Repeat bonus: this shop's customers reorder a lot, so each item the shopper bought before gets
   a learned bonus from how many baskets held it, how long ago, the item and the shopper.
@@ -20,12 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from app.train.data import EVENT_TYPES
 from app.train.inputs import (
     BASKET_BUCKETS,
     COUNT_BUCKETS,
     GAP_BUCKETS,
-    SEQUENCE_LENGTH,
     SHARE_BUCKETS,
+    SequenceSpec,
 )
 
 
@@ -42,6 +44,8 @@ class TwoTowerConfig:
     dropout: float = 0.2
     id_dropout: float = 0.15
     temperature: float = 0.07
+    # Non-purchase events of each type in the sequence (SequenceSpec); 0: purchases only.
+    events_per_type: int = 0
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -75,7 +79,8 @@ class UserTower(nn.Module):
     def __init__(self, config: TwoTowerConfig) -> None:
         super().__init__()
         d = config.dim
-        self.position = nn.Embedding(SEQUENCE_LENGTH + 1, d)
+        length = SequenceSpec(config.events_per_type).length
+        self.position = nn.Embedding(length + 1, d)
         self.gap = nn.Embedding(GAP_BUCKETS, d)
         self.query = nn.Parameter(torch.randn(d) * 0.02)
         # Dropout on the input tokens only: inside the layers it costs more (CPU random
@@ -92,19 +97,25 @@ class UserTower(nn.Module):
         self.out = nn.Sequential(nn.Linear(5 * d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
         self.dropout = nn.Dropout(config.dropout)
         self.heads = config.heads
+        # Only a model that reads other events has this table: older bundles load unchanged.
+        self.event = nn.Embedding(len(EVENT_TYPES), d) if config.events_per_type else None
 
     def forward(
         self,
         item_vectors: Tensor,  # (B, L, d) vectors of the history items
         padding: Tensor,  # (B, L) True where there is no item
         gap: Tensor,  # (B, L)
+        event: Tensor,  # (B, L) EVENT_TYPES index
         past_items: Tensor,  # (B, R, d) vectors of the distinct items bought before, 0 = none
         country: Tensor,
         baskets: Tensor,
         since_last: Tensor,
     ) -> Tensor:
         query = (self.query + self.since_last(since_last)).unsqueeze(1)
-        tokens = torch.cat([item_vectors + self.gap(gap), query], dim=1)
+        history = item_vectors + self.gap(gap)
+        if self.event is not None:
+            history = history + self.event(event)
+        tokens = torch.cat([history, query], dim=1)
         tokens = self.dropout(tokens + self.position.weight.unsqueeze(0))
         hidden = self.encoder(tokens, mask=self.attention_mask(padding))
         read = self.norm(hidden[:, -1])
@@ -183,7 +194,7 @@ class TwoTower(nn.Module):
         sequence = shopper["sequence"]
         padding = sequence == self.config.n_items
         users = self.users(
-            item_vectors[sequence], padding, shopper["sequence_gap"],
+            item_vectors[sequence], padding, shopper["sequence_gap"], shopper["sequence_event"],
             item_vectors[shopper["repeat_items"]], shopper["country"], shopper["baskets"],
             shopper["since_last"],
         )  # fmt: skip

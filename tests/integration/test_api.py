@@ -221,7 +221,7 @@ async def test_anchors_are_the_items_that_drive_the_score(
         async with service.engine.connect() as conn:
             from app.serving.shoppers import load_shopper
 
-            found = await load_shopper(conn, user, service.catalog)
+            found = await load_shopper(conn, user, service.catalog, service.reading())
         assert found is not None
         shopper, history = found
         target = service.catalog.find(top["item_id"])

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import psycopg
 import pytest
 from redis.asyncio import Redis
@@ -259,3 +260,52 @@ async def test_every_served_claim_holds_in_this_shops_rows(
                     kinds |= {c.kind for c in claims}
     assert checked >= 100
     assert {"price", "usual_price"} <= kinds, kinds
+
+
+def test_the_model_reads_views_clicks_and_carts(shop: SecondShop) -> None:
+    manifest = json.loads(next(shop.models_dir.glob("two_tower/*/manifest.json")).read_text())
+    assert manifest["inputs"]["sequence_events"] == ["purchase", "add_to_cart", "click", "view"]
+    assert manifest["inputs"]["events_per_type"] == manifest["config"]["events_per_type"] > 0
+    others = sum(row["event"] != "purchase" for row in shop.rows)
+    assert manifest["data"]["other_events"] == others
+
+
+async def test_serving_reads_the_events_as_training_does(shop: SecondShop) -> None:
+    """The views, clicks and carts serving puts in a shopper's sequence at AS_OF (after the
+    data: no visit ongoing) are the ones training takes from the snapshot for the same time,
+    token for token, with the same gaps. (Purchases within one basket may come in another
+    order: the snapshot sorts a basket's items.)"""
+    from app.serving.service import Service
+    from app.serving.shoppers import load_shopper
+    from app.train.data import load_snapshot
+    from app.train.inputs import HistoryIndex
+
+    settings = Settings(
+        env="test", database_url=shop.database_url, redis_url=REDIS_URL,
+        models_dir=shop.models_dir, as_of=AS_OF, reason_writer="template",
+    )  # fmt: skip
+    app = create_app(settings)
+    now = int(AS_OF.timestamp())
+    with psycopg.connect(libpq_url(shop.database_url)) as conn:
+        snapshot = load_snapshot(conn)
+    async with app.router.lifespan_context(app):
+        service: Service = app.state.service
+        history = HistoryIndex(snapshot, service.bundle.inputs)
+        checked = 0
+        for user in busiest_shoppers(shop, 5):
+            async with service.engine.connect() as conn:
+                found = await load_shopper(conn, user, service.catalog, service.reading())
+            assert found is not None
+            _, served = found
+            request = service.recommender.model_input(served, np.zeros(0, np.int64), None, now)
+            assert request is not None
+            row = service.recommender.retriever.model_row(request)
+            u = snapshot.user_external_ids.index(user)
+            baskets = snapshot.baskets_of(u)
+            trained = history.row(u, baskets.start, baskets.stop, now)
+            assert row[0].shape == trained[0].shape
+            served_events, trained_events = row[2] > 0, trained[2] > 0
+            for a, b in zip(row[:3], trained[:3], strict=True):
+                np.testing.assert_array_equal(a[served_events], b[trained_events], err_msg=user)
+            checked += int(served_events.sum())
+        assert checked > 0, "the busiest shoppers' sequences hold views, clicks or carts"
