@@ -16,9 +16,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Where item themes come from (app/features/themes.py).
 ThemeChoice = Literal["auto", "category", "learned", "none", "uk-gift"]
 
-# Where item themes come from (app/features/themes.py).
-ThemeChoice = Literal["auto", "category", "learned", "none", "uk-gift"]
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECS_", env_file=".env", extra="ignore")
@@ -87,14 +84,6 @@ class Settings(BaseSettings):
         " this many hours before now (RECS_AS_OF, or the wall clock); older lines are no"
         " longer in it.",
     )  # fmt: skip
-    themes: ThemeChoice = Field(
-        "auto",
-        description="Where the features step takes item themes from: category (the shop's"
-        " category column; items without one get no theme), learned (clusters of title"
-        " embeddings, named by their most distinctive words), auto (category when at least"
-        " half the items carry one, else learned), none, or uk-gift (the demo shop's keyword"
-        " rules; `make run` sets it).",
-    )
     themes: ThemeChoice = Field(
         "auto",
         description="Where the features step takes item themes from: category (the shop's"
