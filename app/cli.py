@@ -193,21 +193,22 @@ def train(
     ] = EVALUATION_SHARE,
     max_epochs: Annotated[int, typer.Option(min=1, help="Epoch budget (cosine schedule).")] = 12,
     events_per_type: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=0,
             max=50,
             help="Views, clicks and add-to-carts the sequence holds: the last N of each type"
-            " before the visit (0: purchases only; a shop without them trains on purchases).",
+            " before the visit (0: purchases only). Unset: 10, and a shop that has them fits a"
+            " purchases-only model too and keeps the one validation prefers.",
         ),
-    ] = 10,
+    ] = None,
     if_missing: Annotated[
         bool, typer.Option("--if-missing", help="Do nothing when a model bundle exists.")
     ] = False,
 ) -> None:
     """Train the two-tower model, evaluate it on the test split and save a model bundle."""
     from app.serving.bundle import BundleError, latest_version
-    from app.train.fit import FitSettings
+    from app.train.fit import DEFAULT_EVENTS_PER_TYPE, FitSettings
     from app.train.pipeline import train as train_pipeline
     from app.train.split import TooLittleData
 
@@ -221,19 +222,25 @@ def train(
             console.print(f"model {existing} exists; skipping")
             return
     fit_settings = FitSettings(
-        seed=seed, max_epochs=max_epochs, events_per_type=events_per_type,
+        seed=seed, max_epochs=max_epochs,
+        events_per_type=DEFAULT_EVENTS_PER_TYPE if events_per_type is None else events_per_type,
         visit_gap_min=settings.session_gap_min,
     )  # fmt: skip
     given = None if cutoff is None else cutoff.replace(tzinfo=UTC)
     with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as conn:
         try:
             report = train_pipeline(
-                conn, settings.models_dir, given, fit_settings, evaluation_share
-            )
+                conn, settings.models_dir, given, fit_settings, evaluation_share,
+                compare_inputs=events_per_type is None,
+            )  # fmt: skip
         except TooLittleData as exc:
             console.print(f"[red]error:[/] too little data: {exc}")
             raise typer.Exit(1) from None
     console.print(f"cutoff {report.cutoff:%Y-%m-%d %H:%M} UTC ({report.cutoff_from})")
+    console.print(
+        f"inputs: {report.fit.model.config.events_per_type} other events per type"
+        f" ({report.inputs_chosen})"
+    )
     console.print(
         _metrics_table(f"two-tower, test (best epoch {report.fit.best_epoch})", report.test)
     )

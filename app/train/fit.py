@@ -18,6 +18,8 @@ from app.train.seeding import seeded_torch
 from app.train.split import EvalSet, Split
 from app.train.two_tower import TwoTower, TwoTowerConfig
 
+DEFAULT_EVENTS_PER_TYPE = 10
+
 
 @dataclass(frozen=True)
 class FitSettings:
@@ -35,7 +37,7 @@ class FitSettings:
     new_items_weight: float = 0.3
     # Views, clicks and add-to-carts in the sequence: the last N of each type before the visit
     # (0: purchases only); a visit ends after this many minutes without activity.
-    events_per_type: int = 10
+    events_per_type: int = DEFAULT_EVENTS_PER_TYPE
     visit_gap_min: int = 60
 
 

@@ -1,7 +1,7 @@
 """`python -m app train`: snapshot -> split -> fit -> test metrics -> model bundle."""
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ class TrainReport:
     seconds: float
     cutoff: datetime
     cutoff_from: str  # "given", or the rule that derived it
+    inputs_chosen: str  # why the model reads the events it reads
 
 
 def recent_popularity(snapshot: Snapshot, until: int) -> FloatArray:
@@ -64,9 +65,12 @@ def train(
     cutoff: datetime | None,
     settings: FitSettings,
     evaluation_share: float = EVALUATION_SHARE,
+    compare_inputs: bool = True,
 ) -> TrainReport:
     """Without a cutoff, the last `evaluation_share` of the baskets are evaluation time. Raises
-    TooLittleData (before any fitting) when the split can't train and evaluate a model."""
+    TooLittleData (before any fitting) when the split can't train and evaluate a model. With
+    `compare_inputs`, a shop with views, clicks or carts also fits a purchases-only model, and
+    validation picks one."""
     started = time.perf_counter()
     snapshot = load_snapshot(conn)
     cutoff_from = "given"
@@ -77,6 +81,20 @@ def train(
     check_enough(split)
     side = load_item_side(conn, snapshot.item_skus)
     fit = fit_two_tower(split, side, settings)
+    inputs_chosen = "purchases only: the shop has no other events"
+    if sequence_spec(snapshot, settings).events_per_type and not compare_inputs:
+        inputs_chosen = "given"
+    elif sequence_spec(snapshot, settings).events_per_type:
+        # Whether views, clicks and carts help is the shop's to say: validation decides.
+        purchases_only = replace(settings, events_per_type=0)
+        other = fit_two_tower(split, side, purchases_only)
+        with_events, without = fit.validation["objective"], other.validation["objective"]
+        inputs_chosen = (
+            f"validation objective {with_events:.4f} with other events,"
+            f" {without:.4f} with purchases only"
+        )
+        if without > with_events:
+            fit, settings = other, purchases_only
     spec = sequence_spec(snapshot, settings)
     test = test_metrics(split, side, fit, HistoryIndex(snapshot, spec))
     manifest: dict[str, Any] = {
@@ -101,7 +119,7 @@ def train(
             "test_users": len(split.test),
         },
         # What the user tower reads: serving builds the same sequence from this.
-        "inputs": spec.as_manifest(),
+        "inputs": spec.as_manifest() | {"chosen_by": inputs_chosen},
         "fit": asdict(settings) | {"best_epoch": fit.best_epoch, "seconds": round(fit.seconds)},
         "metrics": {"validation": fit.validation, "test": test},
         "history": fit.history,
@@ -112,4 +130,6 @@ def train(
         models_dir / "two_tower", fit.model, snapshot.item_skus, side, snapshot.countries,
         popular, manifest,
     )  # fmt: skip
-    return TrainReport(path, fit, test, time.perf_counter() - started, cutoff, cutoff_from)
+    return TrainReport(
+        path, fit, test, time.perf_counter() - started, cutoff, cutoff_from, inputs_chosen
+    )

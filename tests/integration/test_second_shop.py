@@ -76,7 +76,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecondShop]:
             done = cli(environment, *step)
             assert done.returncode == 0, done.stderr[-3000:]
         # No --cutoff: the split must come from this shop's own dates.
-        trained = cli(environment, "train", "--max-epochs", "2")
+        # Views, clicks and carts forced in (unset, validation may pick purchases only), so the
+        # tests below can see the model read them.
+        trained = cli(environment, "train", "--max-epochs", "2", "--events-per-type", "10")
         assert trained.returncode == 0, trained.stderr[-3000:]
         yield SecondShop(url, folder / "models", rows, environment, trained.stderr)
     finally:
