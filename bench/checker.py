@@ -93,10 +93,11 @@ ORDERS_SQL = """
 SELECT item_id, extract(epoch FROM at)::float8 FROM checker_basket
 WHERE user_id = %(user)s ORDER BY item_id, at
 """
-# The cart: what the shopper added after their last purchase.
+# The cart: what the shopper added after their last purchase, less than cart_ttl_h hours ago.
 CART_SQL = """
 SELECT DISTINCT item_id FROM interaction
 WHERE user_id = %(user)s AND event_type = 'add_to_cart' AND occurred_at < %(as_of)s
+  AND occurred_at > %(as_of)s - make_interval(hours => %(cart_ttl_h)s)
   AND occurred_at > coalesce(
       (SELECT max(occurred_at) FROM interaction
        WHERE user_id = %(user)s AND event_type = 'purchase' AND occurred_at < %(as_of)s),
@@ -173,12 +174,14 @@ def check_reason(
     reason: str,
     as_of: datetime,
     currency_symbol: str | None,
+    cart_ttl_h: int = 72,
 ) -> list[Claim]:
     """The claims of one served reason with their verdicts. user_id is the shopper's
     external id, item_id the recommended item's id; currency_symbol is the symbol the shop's
-    amounts carry ("£"), None when they carry none."""
+    amounts carry ("£"), None when they carry none; cart_ttl_h the shop's cart age limit
+    (RECS_CART_TTL_H)."""
     prepare(conn, as_of)
-    facts = _Facts(conn, user_id, item_id, _utc(as_of))
+    facts = _Facts(conn, user_id, item_id, _utc(as_of), cart_ttl_h)
     return _Reader(facts, currency_symbol).read(reason)
 
 
@@ -241,14 +244,16 @@ class _Facts:
     """The rows one reason is checked against: the shopper's items, orders and cart at once,
     prices, co-purchases and ranks when a claim asks."""
 
-    def __init__(self, conn: psycopg.Connection, user_id: str, target: int, as_of: datetime):
+    def __init__(
+        self, conn: psycopg.Connection, user_id: str, target: int, as_of: datetime, cart_ttl_h: int
+    ):
         self.conn, self.target, self.as_of = conn, target, as_of
         row = conn.execute(
             "SELECT id, country FROM app_user WHERE external_id = %s", (user_id,)
         ).fetchone()
         self.user: int | None = row[0] if row else None
         self.country: str | None = row[1] if row else None
-        params = {"user": self.user, "target": target, "as_of": as_of}
+        params = {"user": self.user, "target": target, "as_of": as_of, "cart_ttl_h": cart_ttl_h}
         self.items = {
             i: _Item(title, theme, price)
             for i, title, theme, price in conn.execute(ITEMS_SQL, params)

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import random
 import time
+from datetime import datetime
 
 import psycopg
 from babel.numbers import get_currency_symbol
@@ -66,8 +67,9 @@ def shoppers(
     return chosen, held_out[: n // 5]
 
 
-def add_carts(conn: psycopg.Connection, users: list[str], seed: int) -> None:
-    """Two popular items each, added to the cart a minute after the shopper's last purchase."""
+def add_carts(conn: psycopg.Connection, users: list[str], seed: int, as_of: datetime) -> None:
+    """Two popular items each, added to the cart an hour before now (as_of), or a minute after
+    the shopper's last purchase when that is later: in the cart, whatever its age limit."""
     rng = random.Random(seed)  # noqa: S311
     popular = [
         i for (i,) in conn.execute(
@@ -79,9 +81,10 @@ def add_carts(conn: psycopg.Connection, users: list[str], seed: int) -> None:
             conn.execute(
                 "INSERT INTO interaction (event_id, user_id, item_id, event_type, quantity,"
                 " occurred_at) SELECT %s, u.id, %s, 'add_to_cart', 1,"
-                " max(i.occurred_at) + interval '1 minute' FROM app_user u"
-                " JOIN interaction i ON i.user_id = u.id WHERE u.external_id = %s GROUP BY u.id",
-                (f"{CART_EVENT}{user}-{n}", item, user),
+                " greatest(max(i.occurred_at) + interval '1 minute', %s - interval '1 hour')"
+                " FROM app_user u JOIN interaction i ON i.user_id = u.id"
+                " WHERE u.external_id = %s GROUP BY u.id",
+                (f"{CART_EVENT}{user}-{n}", item, as_of, user),
             )
 
 
@@ -152,7 +155,7 @@ def fact_check(
     with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as conn:
         users, carted = shoppers(conn, args.shoppers, args.seed, held_out_only)
         try:
-            add_carts(conn, carted, args.seed)
+            add_carts(conn, carted, args.seed, as_of)
             for label in args.writers:
                 served = asyncio.run(serve(settings, WRITERS[label], users, args.k))
                 counts[label] = {
@@ -162,7 +165,9 @@ def fact_check(
                 for user, item_id, reason, wrote in tqdm(served, desc="checking", unit="reason"):
                     # The LM writer's reasons apart from the templates it fell back to.
                     who = f"{label}, {'template' if wrote == 'template' else 'LM'}-written"
-                    found = check_reason(conn, user, item_id, reason, as_of, symbol)
+                    found = check_reason(
+                        conn, user, item_id, reason, as_of, symbol, settings.cart_ttl_h
+                    )
                     claims += [(who, claim) for claim in found]
         finally:
             conn.execute("DELETE FROM interaction WHERE event_id LIKE %s", (f"{CART_EVENT}%",))

@@ -12,7 +12,8 @@ The world, as of 2011-12-01 00:00 UTC (all orders at 10:00 UTC unless said):
   - the jumbo bag (the usual target) on 2011-09-27, 10-17 and 11-06: every 20 days, 24 ago;
   - the doily tin once, on 2011-11-10;
   and carted the lunch box on 2011-05-01 (before later purchases: not in the cart) and the cake
-  cases on 2011-11-25 (after the last purchase: in the cart).
+  cases on 2011-11-30 (after the last purchase and within the 72-hour cart age: in the cart)
+  and the wrap on 2011-11-26 (after the last purchase, but too long ago: not in the cart).
 - "anon-shopper" (no country) bought the jumbo bag once, on 2011-11-15 12:00.
 - fr1..fr7 (France) each bought the heart holder in November; fr1..fr5 with the jumbo bag in
   the same order. fr1..fr4 bought the lunch bag with the jumbo bag in March, fr5 and fr6 the
@@ -144,7 +145,8 @@ def build(conn: psycopg.Connection) -> dict[str, int]:
         rows.event(fr, "jumbo_bag", at(day), f"FT{n}", "2.08")
     rows.event(fr, "doily_tin", at("2011-11-10"), "FH", "3.00")
     rows.event(fr, "lunch_box", at("2011-05-01"), None, "1.95", event_type="add_to_cart")
-    rows.event(fr, "cake_cases", at("2011-11-25"), None, "0.55", event_type="add_to_cart")
+    rows.event(fr, "cake_cases", at("2011-11-30"), None, "0.55", event_type="add_to_cart")
+    rows.event(fr, "wrap", at("2011-11-26"), None, "0.42", event_type="add_to_cart")
 
     rows.event("anon-shopper", "jumbo_bag", at("2011-11-15", 12), "N1", "2.50")
     for n in range(1, 8):
@@ -220,6 +222,10 @@ def test_cart_and_plain_anchors(world: World) -> None:
     # Carted before later purchases: no longer in the cart.
     assert verdicts(
         world, FR, "jumbo_bag", "It goes with the Lunch box i love london in your cart."
+    ) == [("anchor_cart", "false")]
+    # Carted after the last purchase, but longer ago than the cart keeps a line.
+    assert verdicts(
+        world, FR, "jumbo_bag", "It goes with the Blue polkadot wrap in your cart."
     ) == [("anchor_cart", "false")]
     # In the cart but never bought.
     assert verdicts(world, FR, "jumbo_bag", "You bought Pack of 72 retrospot cake cases once.") == [
