@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.ingest.cleaning import MAX_ID_CHARS
+from app.ingest.cleaning import MAX_ID_CHARS, SHOP_ID_PATTERN
 from app.ingest.sessions import SESSION_PREFIX
 
 MAX_K = 100
@@ -15,7 +15,6 @@ MAX_K = 100
 # ASCII only, spelled out: `\w` means more in Python's regexes than in the schema's (ECMA-262),
 # and look-alike letters from other scripts have no place in an id. In a path, an id is
 # percent-encoded as one segment (encodeURIComponent); a "/" in it may also go unencoded.
-SHOP_ID_PATTERN = r"^[!-~]+( [!-~]+)*$"
 ShopId = Annotated[
     str,
     Field(

@@ -36,6 +36,10 @@ from app.db.tables import EVENT_TYPES
 from app.ingest.sessions import SESSION_PREFIX
 
 MAX_ID_CHARS = 128
+# A shop's id of an item or a shopper: printable ASCII, single spaces inside (the API addresses
+# items and shoppers by it: app/schemas.py ShopId).
+SHOP_ID_PATTERN = r"^[!-~]+( [!-~]+)*$"
+_SHOP_ID = re.compile(SHOP_ID_PATTERN)
 MAX_TITLE_CHARS = 300
 CENT = Decimal("0.01")
 
@@ -260,6 +264,17 @@ def parse_datetime(text: str, zone: tzinfo = UTC) -> datetime:
     return value
 
 
+def shop_id(text: str, what: str) -> str:
+    """An item's or shopper's id as the API will take it; empty when the row has none."""
+    value = _bounded(text, what, MAX_ID_CHARS)
+    if value and not _SHOP_ID.match(value):
+        raise RowError(
+            f"{what} {value[:40]!r} holds characters other than printable ASCII and single"
+            " spaces; the API could not address it"
+        )
+    return value
+
+
 def order_id(text: str, what: str = "order_id") -> str | None:
     """The order id of a row, if any; the session prefix is reserved for derived baskets."""
     value = _bounded(text, what, MAX_ID_CHARS)
@@ -284,11 +299,11 @@ def _uci_parser(index: dict[str, int], shop: ShopLocale) -> Parser:
         if len(row) < width:
             raise RowError(f"expected {width} fields, found {len(row)}")
         invoice = order_id(row[i_invoice].strip(), "invoice") or ""
-        code = _bounded(row[i_code].strip().upper(), "stock code", MAX_ID_CHARS)
+        code = shop_id(row[i_code].strip().upper(), "stock code")
         quantity = parse_quantity(row[i_quantity])
         price = parse_price(row[i_price], shop)
         occurred_at = parse_datetime(row[i_date].strip(), shop.zone)
-        customer = _bounded(row[i_customer].strip().removesuffix(".0"), "customer", MAX_ID_CHARS)
+        customer = shop_id(row[i_customer].strip().removesuffix(".0"), "customer")
         key = (invoice, code)
         number = seen.get(key, 0)
         seen[key] = number + 1
@@ -335,8 +350,8 @@ def _generic_parser(index: dict[str, int], shop: ShopLocale) -> Parser:
     def parse(row: list[str]) -> Event | str:
         if len(row) < width:
             raise RowError(f"expected {width} fields, found {len(row)}")
-        user = _bounded(cell(row, "userid"), "user_id", MAX_ID_CHARS)
-        sku = _bounded(cell(row, "itemid"), "item_id", MAX_ID_CHARS)
+        user = shop_id(cell(row, "userid"), "user_id")
+        sku = shop_id(cell(row, "itemid"), "item_id")
         occurred_at = parse_datetime(cell(row, "occurredat"), shop.zone)
         event_type = cell(row, "event").lower()
         if event_type not in EVENT_TYPES:
