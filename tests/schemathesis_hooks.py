@@ -9,8 +9,7 @@ from typing import Any
 
 import schemathesis
 
-from app.ingest.cleaning import MAX_ID_CHARS
-from app.ingest.cleaning import SHOP_ID_PATTERN
+from app.ingest.cleaning import MAX_ID_CHARS, SHOP_ID_PATTERN
 
 # Items the server under test knows (the shop's ids, a JSON list): an event for any other item
 # is refused (422), by design.

@@ -300,7 +300,9 @@ def test_generic_explicit_event_id_is_kept() -> None:
     assert event.event_id == "evt-42"
 
 
-@pytest.mark.parametrize(("user", "item"), [("u1", "Ünï-42"), ("ｕ１", "i1"), ("u1", "a\u200bb")])
+@pytest.mark.parametrize(
+    ("user", "item"), [("u1", "Ünï-42"), ("\uff55\uff11", "i1"), ("u1", "a\u200bb")]
+)
 def test_ids_the_api_could_not_address_are_errors(user: str, item: str) -> None:
     _, parse = detect_format(GENERIC_HEADER)
     with pytest.raises(RowError, match="other than printable ASCII"):
