@@ -150,7 +150,9 @@ async def test_items_and_similar(client: httpx.AsyncClient) -> None:
     assert isinstance(popular["item_id"], str)
     item = await client.get(f"/v1/items/{popular['item_id']}")
     assert item.status_code == 200
-    assert item.json() == {k: popular[k] for k in ("item_id", "title", "price", "theme")}
+    assert item.json() == {
+        k: popular[k] for k in ("item_id", "title", "price", "price_text", "theme")
+    }
     similar = await client.get(f"/v1/items/{popular['item_id']}/similar", params={"k": 5})
     body = similar.json()
     assert len(body["similar"]) == 5
