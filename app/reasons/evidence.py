@@ -263,9 +263,10 @@ async def _co_purchase(
     ]  # fmt: skip
 
 
-def cadence(times: list[int]) -> tuple[int, float] | None:
+def cadence(times: list[int]) -> tuple[float, float] | None:
     """(median gap in days, spread) of the gaps between orders a day or more apart, when there
-    are at least MIN_GAPS of them and they agree; None otherwise."""
+    are at least MIN_GAPS of them and they agree; None otherwise. The gap is exact: the state
+    is judged on it, and only the text rounds it."""
     gaps = np.diff(np.asarray(times, dtype=np.float64)) / DAY_S
     gaps = gaps[gaps >= 1]
     if len(gaps) < MIN_GAPS:
@@ -274,7 +275,7 @@ def cadence(times: list[int]) -> tuple[int, float] | None:
     spread = float(high / low)
     if spread > CADENCE_MAX_SPREAD:
         return None
-    return round(float(median)), round(spread, 2)
+    return float(median), round(spread, 2)
 
 
 def _repurchase(target: CatalogItem, orders: Orders | None, now: datetime) -> list[Fact]:
@@ -288,9 +289,10 @@ def _repurchase(target: CatalogItem, orders: Orders | None, now: datetime) -> li
     elif steady is None:
         state = "repeat"
     else:
-        gap, spread = steady
-        ratio = since / gap
+        exact_gap, spread = steady
+        ratio = since / exact_gap  # not the rounded gap: 12 days of 16.4 is early, not due
         state = "early" if ratio < DUE_FROM else "due" if ratio <= OVERDUE_AFTER else "overdue"
+        gap = round(exact_gap)
     text = f"You have bought {clean(target.title)} {count_phrase(orders.count)}"
     if gap is not None:
         text += f", usually every {days_phrase(gap)}"

@@ -47,6 +47,7 @@ UNMEASURED = re.compile(
     r"|perfect|must-have|you need|you will)\b"
 )
 ENGLISH = re.compile(r"\b(the|you|your|it|this|in|of|a|with|and|for|to|is|at)\b", re.IGNORECASE)
+TARGET_IN_CART = re.compile(r"\b(it|this)( one)?('s| is| was)( already)? in (your|the) cart\b")
 PURCHASE_WORDS = re.compile(r"\byou (have )?(bought|ordered)\b|\border history\b")
 TARGET_SLOTS = {
     name for name, kind in KIND_OF.items() if kind in ("repurchase", "price", "popularity")
@@ -200,6 +201,8 @@ def _states(lowered: str, facts: list[Fact], introduced: dict[str, Fact]) -> lis
             problems.append(
                 f"{match[0]!r} does not fit the {kind} state {states.get(kind, 'absent')}"
             )
+    if TARGET_IN_CART.search(lowered):  # a list never holds what is in the cart
+        problems.append("puts the recommended item in the cart")
     for slot, fact in introduced.items():
         if slot.lower() not in lowered or fact.kind != "anchor":
             continue

@@ -225,6 +225,15 @@ def test_price_words_follow_its_state(state: str) -> None:
             assert problems(phrasing, [price(state)]), (state, phrasing)
 
 
+def test_the_recommended_item_is_never_said_to_be_in_the_cart() -> None:
+    # Written by the fine-tuned model on the second shop; the checker flagged it as false.
+    facts = [anchor(orders=0), popularity(country=None)]
+    text = "Ranked [ITEM1], it is in your cart; it was [RANK] with shoppers [PLACE] in [MONTH]."
+    assert "puts the recommended item in the cart" in problems(text, facts)
+    ok = "Chosen to go with the [ITEM1] in your cart; it was [RANK] with shoppers [PLACE] in [MONTH]."
+    assert problems(ok, facts) == []
+
+
 def test_a_cart_line_is_never_called_a_purchase() -> None:
     cart = [anchor(orders=0)]
     assert problems("Chosen to go with the [ITEM1] in your cart.", cart) == []
@@ -416,7 +425,7 @@ def test_a_cadence_needs_two_gaps_that_agree() -> None:
     def days(*offsets: float) -> list[int]:
         return [int(d * DAY_S) for d in offsets]
 
-    assert cadence(days(0, 30, 61, 90)) == (30, 1.03)  # three gaps that agree: about 30 days
+    assert cadence(days(0, 30, 61, 90)) == (30.0, 1.03)  # three gaps that agree: about 30 days
     assert cadence(days(0, 17, 431)) is None  # gaps of 17 and 414 days: no "usual" gap
     assert cadence(days(0, 0.2, 133)) is None  # a same-day double order is one occasion: 1 gap
     assert cadence(days(0, 133)) is None  # one gap is not a cadence
@@ -430,10 +439,12 @@ def test_a_cadence_needs_two_gaps_that_agree() -> None:
         ([0, 30, 60], 10, "early"),
         ([0, 30, 60], 30, "due"),
         ([0, 30, 60], 46, "overdue"),
+        # Every 16.4 days, 12 since: 0.73 of the gap, early (the rounded 16 would make it due).
+        ([0, 16.4, 32.8], 12, "early"),
     ],
 )
 def test_the_repurchase_state_follows_the_numbers(
-    offsets: list[int], since: int, state: str
+    offsets: list[float], since: int, state: str
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
@@ -441,7 +452,7 @@ def test_the_repurchase_state_follows_the_numbers(
     from app.serving.catalog import CatalogItem
 
     start = datetime(2011, 1, 1, tzinfo=UTC)
-    times = [int(start.timestamp()) + d * DAY_S for d in offsets]
+    times = [int(start.timestamp() + d * DAY_S) for d in offsets]
     now = start + timedelta(days=offsets[-1] + since)
     target = CatalogItem(0, 9, "9", "Jam making set", 4.25, None)
     [fact] = _repurchase(target, Orders(times), now)
