@@ -180,7 +180,7 @@ def fact_check(
             f"- Date: {now()}; data as of {as_of:%Y-%m-%d}",
             f"- Command: `make bench-reasons` (`.venv/bin/python -m bench.fact_check"
             f"{' --shop second' if args.shop != 'demo' else ''}`)",
-            f"- Reason adapter: {settings.reason_adapter}",
+            f"- Reason adapter: {resolve_adapter(settings.reason_adapter, settings.models_dir)}",
             f"- Shoppers: {len(users)} ({args.shoppers}{' held out' if held_out_only else ''}"
             f" with 2+ orders; {countries}; {len(carted)} with a cart), two lists of {args.k}"
             " each (their top items, and their top items not bought before).",
