@@ -172,6 +172,11 @@ def fact_check(
         finally:
             conn.execute("DELETE FROM interaction WHERE event_id LIKE %s", (f"{CART_EVENT}%",))
     shop = "the demo shop" if args.shop == "demo" else "the second shop (bench/shops, seed 1)"
+    sampled = (
+        f"{args.shoppers} held out with 2+ orders"
+        if held_out_only
+        else f"{args.shoppers} drawn from every shopper"
+    )
     return "\n".join(
         [
             f"# Fact check of served reasons: {shop}",
@@ -181,9 +186,8 @@ def fact_check(
             f"- Command: `make bench-reasons` (`.venv/bin/python -m bench.fact_check"
             f"{' --shop second' if args.shop != 'demo' else ''}`)",
             f"- Reason adapter: {resolve_adapter(settings.reason_adapter, settings.models_dir)}",
-            f"- Shoppers: {len(users)} ({args.shoppers}{' held out' if held_out_only else ''}"
-            f" with 2+ orders; {countries}; {len(carted)} with a cart), two lists of {args.k}"
-            " each (their top items, and their top items not bought before).",
+            f"- Shoppers: {len(users)} ({sampled}; {countries}; {len(carted)} with a cart), two"
+            f" lists of {args.k} each (their top items, and their top items not bought before).",
             *(
                 f"- {label}: {c['reasons']} reasons served, {c['written by the LM']} of them"
                 " written by the LM (the rest are the template it falls back to)"
