@@ -1,6 +1,7 @@
 """The workflows behind the API: recommend, explain, similar items, record events. Routers stay
 thin and call these; this module knows nothing of HTTP beyond the domain errors it raises."""
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -88,8 +89,10 @@ class Service:
         """How a shopper's history is read now: the cart's age limit, and the events the model
         reads."""
         inputs = self.bundle.inputs
+        # Rounded up to the second: a line added to the cart a moment ago, in this second, is
+        # in it (rounded down, the page's next read would miss the item just added).
         return Reading(
-            int(self.now().timestamp()), 3600 * self.cart_ttl_h, inputs.events_per_type,
+            math.ceil(self.now().timestamp()), 3600 * self.cart_ttl_h, inputs.events_per_type,
             inputs.visit_gap_s,
         )  # fmt: skip
 

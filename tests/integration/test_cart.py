@@ -91,3 +91,23 @@ async def test_a_purchase_empties_the_cart_before_it(
     ]
     assert (await client.post("/v1/events", json={"events": batch})).status_code == 200
     assert await cart_of(client, user) == [after]
+
+
+async def test_a_line_added_this_second_is_in_the_cart(
+    tiny_world: TinyWorld, writer_key: str, shoppers: Shoppers
+) -> None:
+    """An event at now itself (as a storefront posts one without a time) is in the cart on the
+    next read, though now has a fraction of a second (the demo page re-reads at once)."""
+    now = AS_OF + timedelta(microseconds=500_000)
+    settings = Settings(
+        env="test", database_url=tiny_world.database_url, redis_url=REDIS_URL,
+        models_dir=tiny_world.models_dir, as_of=now, reason_writer="template",
+    )  # fmt: skip
+    user = f"cart-{uuid.uuid4().hex[:8]}"
+    [item] = shoppers.items[7:8]
+    async with client_for(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {writer_key}"
+        posted = {"event_id": uuid.uuid4().hex, "user_id": user, "item_id": item,
+                  "event": "add_to_cart"}  # fmt: skip
+        assert (await client.post("/v1/events", json={"events": [posted]})).status_code == 200
+        assert await cart_of(client, user) == [item]
