@@ -105,10 +105,12 @@ def test_reload_under_load_switches_every_process_and_fails_nothing(
         switched_at = len(seen)
 
         def all_new() -> bool:
-            recent = seen[-20:]
-            return len(seen) > switched_at + 20 and all(v == NEW_VERSION for _, v in recent)
+            # 60 answers in a row, over a dozen new connections: both workers, not just the
+            # one that took the reload (the other loads the bundle and catalog on its own).
+            recent = seen[-60:]
+            return len(seen) > switched_at + 60 and all(v == NEW_VERSION for _, v in recent)
 
-        wait_for(all_new, 20)  # the other worker follows within moments
+        wait_for(all_new, 60)  # the other worker follows within moments
         settled = len(seen)
         wait_for(lambda: len(seen) > settled + 40, 30)
     finally:
